@@ -1,0 +1,219 @@
+"""Wiring: build the services from Settings, and the ASGI app Hypercorn serves.
+
+The ASGI entry routes `/ws/meal-logs` to the lean WebSocket endpoint and everything else to the
+Quart-Trio app, and writes one `http.request` access-log event per request and upgrade.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+from quart import Quart
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from .auth import TokenVerifier, resolve_secret
+from .clock import wall_time
+from .config import Settings
+from .http_common import ApiError, error_response
+from .logconfig import get_logger
+from .meals.api import MAX_BODY_BYTES, register_meal_routes
+from .meals.dispatcher import Dispatcher
+from .meals.processor import BuiltinProcessor, Processor
+from .meals.store import Store, open_store
+from .notifications import Notifier
+from .observability.debug import register_debug_routes
+from .observability.metrics import Metrics
+from .realtime.broker import Broker, LocalBroker
+from .realtime.endpoint import logged_path, websocket_endpoint
+from .realtime.registry import Registry
+from .realtime.session import SessionConfig, SessionDeps
+
+log = get_logger("fitiq_rt.app")
+access_log = get_logger("fitiq_rt.access")
+
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+@attrs.define
+class Services:
+    """Everything a request or a socket needs, built once per process."""
+
+    settings: Settings
+    verifier: TokenVerifier
+    registry: Registry
+    metrics: Metrics
+    store: Store
+    broker: Broker
+    notifier: Notifier
+    dispatcher: Dispatcher
+    session_deps: SessionDeps
+    draining: bool = False
+
+
+def _make_broker(settings: Settings, registry: Registry, store: Store) -> Broker:
+    if settings.redis_url:
+        from .realtime.redis_broker import RedisBroker
+
+        return RedisBroker(settings.redis_url, registry, store)
+    return LocalBroker(registry)
+
+
+def build_services(
+    settings: Settings, *, store: Store | None = None, processor: Processor | None = None
+) -> Services:
+    registry = Registry()
+    metrics = Metrics()
+    metrics.set_connection_gauge(lambda: registry.total)
+    store = store or open_store(settings.resolved_database_url)
+    broker = _make_broker(settings, registry, store)
+    notifier = Notifier(store, broker, metrics, settings.history_limit)
+    dispatcher = Dispatcher(
+        store,
+        processor or BuiltinProcessor(),
+        notifier,
+        metrics,
+        workers=settings.workers,
+        queue_size=settings.dispatch_queue,
+        processing_timeout=settings.processing_timeout,
+    )
+    verifier = TokenVerifier(
+        secret=resolve_secret(settings),
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway=settings.jwt_leeway,
+    )
+    deps = SessionDeps(
+        config=SessionConfig(
+            ping_interval=settings.ping_interval,
+            idle_timeout=settings.idle_timeout,
+            max_message_bytes=settings.max_message_bytes,
+            max_messages_per_second=settings.max_messages_per_second,
+            history_limit=settings.history_limit,
+        ),
+        registry=registry,
+        history=store,
+        metrics=metrics,
+        wall_clock=wall_time,
+    )
+    return Services(
+        settings=settings,
+        verifier=verifier,
+        registry=registry,
+        metrics=metrics,
+        store=store,
+        broker=broker,
+        notifier=notifier,
+        dispatcher=dispatcher,
+        session_deps=deps,
+    )
+
+
+@asynccontextmanager
+async def running(services: Services) -> AsyncIterator[Services]:
+    """Open the store, start the broker and the dispatcher; undo it all on exit."""
+    await services.store.open()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(services.broker.run)
+            await nursery.start(services.dispatcher.run)
+            yield services
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await services.store.close()
+
+
+def create_quart_app(services: Services) -> Quart:
+    app = QuartTrio("fitiq_rt")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+
+    @app.errorhandler(ApiError)
+    async def api_error(error: ApiError) -> Any:
+        return error_response(error.status, error.code, error.message)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            400: "bad_request",
+        }.get(status, "http_error")
+        return error_response(status, code, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Any:
+        log.error("http.error", error=repr(error)[:500], exc_info=error)
+        return error_response(500, "internal", "an unexpected error occurred")
+
+    register_meal_routes(app, services)
+    register_debug_routes(app, services)
+    return app
+
+
+def create_asgi_app(services: Services) -> ASGIApp:
+    quart_app = create_quart_app(services)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            if scope.get("path") == "/ws/meal-logs":
+                await websocket_endpoint(scope, receive, send, services)
+            else:
+                await _websocket_not_found(scope, send)
+        elif kind == "http":
+            await _with_access_log(quart_app, services, scope, receive, send)
+        else:
+            await quart_app(scope, receive, send)
+
+    return app
+
+
+async def _with_access_log(
+    quart_app: Quart, services: Services, scope: dict[str, Any], receive: Any, send: Any
+) -> None:
+    started = time.perf_counter()
+    status = 0
+    sent = 0
+
+    async def send_and_count(message: dict[str, Any]) -> None:
+        nonlocal status, sent
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            sent += len(message.get("body", b""))
+        await send(message)
+
+    try:
+        await quart_app(scope, receive, send_and_count)
+    finally:
+        services.metrics.http_requests.labels(f"{status // 100}xx").inc()
+        access_log.info(
+            "http.request",
+            method=scope.get("method"),
+            path=logged_path(scope),
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            bytes=sent,
+        )
+
+
+async def _websocket_not_found(scope: dict[str, Any], send: Any) -> None:
+    body = b'{"error":{"code":"not_found","message":"no WebSocket endpoint at this path"}}'
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 404,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": body})
+    access_log.info("http.request", method="GET", path=logged_path(scope), status=404, bytes=0)

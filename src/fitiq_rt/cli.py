@@ -1,0 +1,78 @@
+"""`fitiq-rt`: serve | token | listen | logs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .config import ENV_FIELDS, SettingsError, flag_name, load_settings
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="run the server (every FITIQ_* variable is also a flag)"
+    )
+    for variable, (field, _parse) in ENV_FIELDS.items():
+        serve.add_argument(
+            flag_name(variable), dest=variable, metavar=field.upper(), help=f"overrides {variable}"
+        )
+
+
+def _add_token(subparsers: argparse._SubParsersAction) -> None:
+    token = subparsers.add_parser("token", help="print a token for a user")
+    token.add_argument("user_id")
+    token.add_argument("--admin", action="store_true", help="add role=admin (debug endpoints)")
+    token.add_argument("--ttl", type=float, default=24 * 3600, help="lifetime in seconds")
+    token.add_argument("--data-dir", dest="FITIQ_DATA_DIR", help="overrides FITIQ_DATA_DIR")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import trio
+
+    from .logconfig import configure_logging
+    from .server import serve
+
+    overrides = {name: getattr(args, name) for name in ENV_FIELDS if getattr(args, name, None)}
+    settings = load_settings(overrides=overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    trio.run(serve, settings)
+    return 0
+
+
+def _run_token(args: argparse.Namespace) -> int:
+    from .auth import mint_token, resolve_secret
+
+    overrides = {"FITIQ_DATA_DIR": args.FITIQ_DATA_DIR} if args.FITIQ_DATA_DIR else {}
+    settings = load_settings(overrides=overrides)
+    if args.ttl <= 0:
+        raise SettingsError("--ttl must be a positive number of seconds")
+    try:
+        token = mint_token(resolve_secret(settings), args.user_id, ttl=args.ttl, admin=args.admin)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    print(token)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fitiq-rt", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_serve(subparsers)
+    _add_token(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    runners = {"serve": _run_serve, "token": _run_token}
+    try:
+        return runners[args.command](args)
+    except SettingsError as error:
+        print(f"fitiq-rt: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The dispatcher: a bounded queue of meal-log ids served by N workers.
+
+Nothing is lost: the queue holds only ids of rows already stored as pending, so a full queue, a
+store hiccup or a crash leaves the row pending, and the recovery pass (at start, after an
+overflow, and every `recovery_interval`) queues it again. A processor error or timeout marks the
+meal log failed with a readable error and the worker lives on.
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+from ..logconfig import get_logger
+from ..notifications import Notifier
+from ..observability.metrics import Metrics
+from .model import MealLog
+from .processor import Processor
+from .store import Outcome, Store
+
+log = get_logger("fitiq_rt.dispatcher")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        processor: Processor,
+        notifier: Notifier,
+        metrics: Metrics,
+        *,
+        workers: int = 4,
+        queue_size: int = 1024,
+        processing_timeout: float = 30.0,
+        recovery_interval: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.processor = processor
+        self.notifier = notifier
+        self.metrics = metrics
+        self.workers = workers
+        self.processing_timeout = processing_timeout
+        self.recovery_interval = recovery_interval
+        self._send, self._receive = trio.open_memory_channel[str](queue_size)
+        self._inflight: set[str] = set()
+        self._recover_now = trio.Event()
+
+    def submit(self, meal_log_id: str) -> bool:
+        """Queue a stored pending meal log without waiting; False means the sweep will get it."""
+        if meal_log_id in self._inflight:
+            return True
+        try:
+            self._send.send_nowait(meal_log_id)
+        except trio.WouldBlock:
+            self._recover_now.set()
+            return False
+        self._inflight.add(meal_log_id)
+        return True
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Recover unfinished meal logs, then serve the queue until cancelled."""
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.workers):
+                nursery.start_soon(self._worker)
+            await self._recover()
+            task_status.started()
+            nursery.start_soon(self._recovery_loop)
+
+    async def _recovery_loop(self) -> None:
+        while True:
+            with trio.move_on_after(self.recovery_interval):
+                await self._recover_now.wait()
+            self._recover_now = trio.Event()
+            await self._recover()
+
+    async def _recover(self) -> None:
+        try:
+            unfinished = await self.store.unfinished_meal_logs()
+        except Exception as error:
+            log.warning("dispatcher.recovery_failed", error=str(error)[:300])
+            return
+        queued = 0
+        for meal in unfinished:
+            if meal.id in self._inflight:
+                continue
+            self._inflight.add(meal.id)
+            await self._send.send(meal.id)
+            queued += 1
+        if queued:
+            log.info("dispatcher.recovered", meal_logs=queued)
+
+    async def _worker(self) -> None:
+        async for meal_log_id in self._receive:
+            try:
+                await self._process(meal_log_id)
+            except Exception as error:  # the row stays unfinished; the recovery pass retries it
+                log.error("dispatcher.error", meal_log_id=meal_log_id, error=str(error)[:300])
+            finally:
+                self._inflight.discard(meal_log_id)
+
+    async def _process(self, meal_log_id: str) -> None:
+        meal = await self.store.mark_processing(meal_log_id)
+        if meal is None:
+            return  # finished meanwhile, or claimed by another node
+        started = time.perf_counter()
+        outcome = await self._run_processor(meal)
+        duration_ms = (time.perf_counter() - started) * 1000
+        self.metrics.processing_ms.observe(duration_ms)
+        await self.notifier.finish(meal, outcome)
+        self.metrics.meal_logs.labels(outcome.status).inc()
+        if outcome.status == "completed":
+            log.info(
+                "meal_log.processed",
+                meal_log_id=meal.id,
+                user_id=meal.user_id,
+                duration_ms=round(duration_ms, 3),
+            )
+        else:
+            log.warning(
+                "meal_log.failed", meal_log_id=meal.id, user_id=meal.user_id, error=outcome.error
+            )
+
+    async def _run_processor(self, meal: MealLog) -> Outcome:
+        try:
+            with trio.fail_after(self.processing_timeout):
+                processed = await self.processor.process(meal)
+        except trio.TooSlowError:
+            return _failed(f"processing timed out after {self.processing_timeout:g} s")
+        except Exception as error:
+            return _failed(f"processor error: {type(error).__name__}: {str(error)[:200]}")
+        return Outcome(
+            status="completed", items=processed.items, totals=processed.totals, error=None
+        )
+
+
+def _failed(message: str) -> Outcome:
+    return Outcome(
+        status="failed",
+        items=(),
+        totals={"calories": 0, "protein_g": 0, "carbs_g": 0, "fat_g": 0},
+        error=message,
+    )

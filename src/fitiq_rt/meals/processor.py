@@ -1,0 +1,44 @@
+"""The processor ("MealLogAI") interface and the built-in, network-free implementation."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from .model import MealLog
+
+INLINE_PARSE_CHARS = 200  # longer inputs parse in a worker thread so the event loop stays free
+
+
+@attrs.frozen
+class ProcessedMeal:
+    items: tuple[dict[str, Any], ...]
+    totals: dict[str, float]
+
+
+class Processor(Protocol):
+    async def process(self, meal: MealLog) -> ProcessedMeal: ...
+
+
+class BuiltinProcessor:
+    """Deterministic parser over the shipped USDA-based food table."""
+
+    def __init__(self) -> None:
+        from .nutrition import load_food_table  # the table loads once, when the app is built
+
+        self.table = load_food_table()
+
+    def _parse(self, text: str) -> ProcessedMeal:
+        from .nutrition import parse_meal
+
+        parsed = parse_meal(text, self.table)
+        return ProcessedMeal(
+            items=tuple(item.to_json() for item in parsed.items), totals=parsed.totals
+        )
+
+    async def process(self, meal: MealLog) -> ProcessedMeal:
+        if len(meal.raw_input) <= INLINE_PARSE_CHARS:
+            return self._parse(meal.raw_input)
+        return await trio.to_thread.run_sync(self._parse, meal.raw_input)

@@ -1,0 +1,352 @@
+"""The embedded store: one SQLite file in WAL mode, called through `trio.to_thread`.
+
+sqlite3 is blocking, so every call runs in a worker thread; a CapacityLimiter of one makes this
+the single writer SQLite wants, and keeps the one connection from being used by two threads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import trio
+
+from ..clock import rfc3339
+from ..notification import Notification
+from ..realtime.history import HistoryPage
+from .model import MealLog, now_stamp, stamp
+from .store import IdempotencyConflict, NewMealLog, Outcome, StoreUnavailable
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meal_logs (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        raw_input TEXT NOT NULL,
+        meal_type TEXT,
+        logged_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        items TEXT NOT NULL DEFAULT '[]',
+        totals TEXT NOT NULL,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        idempotency_key TEXT
+    );
+    CREATE UNIQUE INDEX meal_logs_idempotency
+        ON meal_logs (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX meal_logs_user_updated ON meal_logs (user_id, updated_at);
+    CREATE INDEX meal_logs_unfinished ON meal_logs (status)
+        WHERE status IN ('pending', 'processing');
+    CREATE TABLE user_seq (
+        user_id TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL
+    );
+    CREATE TABLE notifications (
+        user_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (user_id, seq)
+    ) WITHOUT ROWID;
+    """,
+}
+
+_MEAL_COLUMNS = (
+    "id, user_id, raw_input, meal_type, logged_at, status, items, totals, error, "
+    "created_at, updated_at, idempotency_key"
+)
+
+
+def _meal_from_row(row: tuple[Any, ...]) -> MealLog:
+    return MealLog(
+        id=row[0],
+        user_id=row[1],
+        raw_input=row[2],
+        meal_type=row[3],
+        logged_at=row[4],
+        status=row[5],
+        items=tuple(orjson.loads(row[6])),
+        totals=orjson.loads(row[7]),
+        error=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+        idempotency_key=row[11],
+    )
+
+
+def _note_from_row(user_id: str, row: tuple[Any, ...]) -> Notification:
+    return Notification(
+        user_id=user_id,
+        seq=row[0],
+        type=row[1],
+        event_id=row[2],
+        created_at=row[3],
+        data=orjson.loads(row[4]),
+    )
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the schema to SCHEMA_VERSION; each step runs once, in its own transaction."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the database schema is version {current}, newer than this server ({SCHEMA_VERSION})"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+        self._limiter = trio.CapacityLimiter(1)
+        self._lock = threading.Lock()
+
+    async def open(self) -> None:
+        await trio.to_thread.run_sync(self._open_sync)
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL mode
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await trio.to_thread.run_sync(db.close)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        if db is None:
+            raise StoreUnavailable("the store is not open")
+
+        def call() -> T:
+            with self._lock:
+                try:
+                    return fn(db)
+                except sqlite3.OperationalError as error:
+                    raise StoreUnavailable(str(error)) from error
+
+        return await trio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def healthy(self) -> bool:
+        try:
+            return await self._run(lambda db: db.execute("SELECT 1").fetchone() == (1,))
+        except StoreUnavailable:
+            return False
+
+    async def create_meal_log(self, new: NewMealLog) -> tuple[MealLog, bool]:
+        def insert(db: sqlite3.Connection) -> tuple[MealLog, bool]:
+            if new.idempotency_key is not None:
+                row = db.execute(
+                    f"SELECT {_MEAL_COLUMNS} FROM meal_logs "
+                    "WHERE user_id = ? AND idempotency_key = ?",
+                    (new.user_id, new.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    return _existing(_meal_from_row(row), new), False
+            now = now_stamp()
+            meal = MealLog(
+                id=str(uuid.uuid4()),
+                user_id=new.user_id,
+                raw_input=new.raw_input,
+                meal_type=new.meal_type,
+                logged_at=new.logged_at,
+                status="pending",
+                items=(),
+                totals={"calories": 0, "protein_g": 0, "carbs_g": 0, "fat_g": 0},
+                error=None,
+                created_at=now,
+                updated_at=now,
+                idempotency_key=new.idempotency_key,
+            )
+            db.execute(
+                f"INSERT INTO meal_logs ({_MEAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    meal.id,
+                    meal.user_id,
+                    meal.raw_input,
+                    meal.meal_type,
+                    meal.logged_at,
+                    meal.status,
+                    "[]",
+                    orjson.dumps(meal.totals).decode(),
+                    None,
+                    meal.created_at,
+                    meal.updated_at,
+                    meal.idempotency_key,
+                ),
+            )
+            return meal, True
+
+        return await self._run(insert)
+
+    async def get_meal_log(self, user_id: str, meal_log_id: str) -> MealLog | None:
+        def select(db: sqlite3.Connection) -> MealLog | None:
+            row = db.execute(
+                f"SELECT {_MEAL_COLUMNS} FROM meal_logs WHERE id = ? AND user_id = ?",
+                (meal_log_id, user_id),
+            ).fetchone()
+            return _meal_from_row(row) if row else None
+
+        return await self._run(select)
+
+    async def list_meal_logs(
+        self, user_id: str, updated_since: datetime | None, limit: int
+    ) -> list[MealLog]:
+        since = stamp(updated_since) if updated_since is not None else ""
+
+        def select(db: sqlite3.Connection) -> list[MealLog]:
+            rows = db.execute(
+                f"SELECT {_MEAL_COLUMNS} FROM meal_logs WHERE user_id = ? AND updated_at > ? "
+                "ORDER BY updated_at, id LIMIT ?",
+                (user_id, since, limit),
+            ).fetchall()
+            return [_meal_from_row(row) for row in rows]
+
+        return await self._run(select)
+
+    async def mark_processing(self, meal_log_id: str) -> MealLog | None:
+        def update(db: sqlite3.Connection) -> MealLog | None:
+            row = db.execute(
+                "UPDATE meal_logs SET status = 'processing', updated_at = ? "
+                f"WHERE id = ? AND status IN ('pending', 'processing') RETURNING {_MEAL_COLUMNS}",
+                (now_stamp(), meal_log_id),
+            ).fetchone()
+            return _meal_from_row(row) if row else None
+
+        return await self._run(update)
+
+    async def finish_meal_log(
+        self, meal_log_id: str, outcome: Outcome, history_limit: int
+    ) -> tuple[MealLog, Notification]:
+        def finish(db: sqlite3.Connection) -> tuple[MealLog, Notification]:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = _finish_in_transaction(db, meal_log_id, outcome, history_limit)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        return await self._run(finish)
+
+    async def unfinished_meal_logs(self) -> list[MealLog]:
+        def select(db: sqlite3.Connection) -> list[MealLog]:
+            rows = db.execute(
+                f"SELECT {_MEAL_COLUMNS} FROM meal_logs "
+                "WHERE status IN ('pending', 'processing') ORDER BY created_at, id"
+            ).fetchall()
+            return [_meal_from_row(row) for row in rows]
+
+        return await self._run(select)
+
+    async def latest_seq(self, user_id: str) -> int:
+        def select(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "SELECT last_seq FROM user_seq WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            return row[0] if row else 0
+
+        return await self._run(select)
+
+    async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage:
+        def select(db: sqlite3.Connection) -> HistoryPage:
+            latest_row = db.execute(
+                "SELECT last_seq FROM user_seq WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            oldest_row = db.execute(
+                "SELECT MIN(seq) FROM notifications WHERE user_id = ?", (user_id,)
+            ).fetchone()
+            rows = db.execute(
+                "SELECT seq, type, event_id, created_at, data FROM notifications "
+                "WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (user_id, after_seq, limit),
+            ).fetchall()
+            return HistoryPage(
+                items=tuple(_note_from_row(user_id, row) for row in rows),
+                latest=latest_row[0] if latest_row else 0,
+                oldest=oldest_row[0] if oldest_row else None,
+            )
+
+        return await self._run(select)
+
+
+def _existing(meal: MealLog, new: NewMealLog) -> MealLog:
+    """An idempotent retry must be the same request; a different body is a client bug."""
+    if (meal.raw_input, meal.meal_type) != (new.raw_input, new.meal_type):
+        raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
+    return meal
+
+
+def _finish_in_transaction(
+    db: sqlite3.Connection, meal_log_id: str, outcome: Outcome, history_limit: int
+) -> tuple[MealLog, Notification]:
+    row = db.execute(
+        "UPDATE meal_logs SET status = ?, items = ?, totals = ?, error = ?, updated_at = ? "
+        f"WHERE id = ? RETURNING {_MEAL_COLUMNS}",
+        (
+            outcome.status,
+            orjson.dumps(list(outcome.items)).decode(),
+            orjson.dumps(outcome.totals).decode(),
+            outcome.error,
+            now_stamp(),
+            meal_log_id,
+        ),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"meal log {meal_log_id} does not exist")
+    meal = _meal_from_row(row)
+    seq = db.execute(
+        "INSERT INTO user_seq (user_id, last_seq) VALUES (?, 1) "
+        "ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+        (meal.user_id,),
+    ).fetchone()[0]
+    note = Notification(
+        user_id=meal.user_id,
+        seq=seq,
+        type=f"meal_log.{outcome.status}",
+        event_id=str(uuid.uuid4()),
+        created_at=rfc3339(),
+        data=meal.to_json(),
+    )
+    db.execute(
+        "INSERT INTO notifications (user_id, seq, type, event_id, created_at, data) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (note.user_id, seq, note.type, note.event_id, note.created_at, orjson.dumps(note.data)),
+    )
+    db.execute(
+        "DELETE FROM notifications WHERE user_id = ? AND seq <= ?",
+        (note.user_id, seq - history_limit),
+    )
+    return meal, note

@@ -1,0 +1,87 @@
+"""The storage interface: narrow enough that SQLite and PostgreSQL implement the same thing.
+
+The API and the dispatcher only see this. Finishing a meal log and storing its notification happen
+in one transaction, so a crash can never leave a completed meal log without its notification (or a
+notification for a result that was not saved), and the per-user seq has no gap.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+
+from ..notification import Notification
+from ..realtime.history import HistoryPage
+from .model import MealLog
+
+
+class IdempotencyConflict(Exception):
+    """The same Idempotency-Key was used before with a different request body."""
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached; the API answers 503 and nothing is half-written."""
+
+
+@attrs.frozen
+class NewMealLog:
+    user_id: str
+    raw_input: str
+    meal_type: str | None
+    logged_at: str
+    idempotency_key: str | None
+
+
+@attrs.frozen
+class Outcome:
+    """What processing produced, stored together with the notification it causes."""
+
+    status: str  # completed | failed
+    items: tuple[dict[str, Any], ...]
+    totals: dict[str, float]
+    error: str | None
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def healthy(self) -> bool: ...
+
+    async def create_meal_log(self, new: NewMealLog) -> tuple[MealLog, bool]:
+        """Insert a pending meal log; (existing, False) when the idempotency key was seen."""
+        ...
+
+    async def get_meal_log(self, user_id: str, meal_log_id: str) -> MealLog | None: ...
+
+    async def list_meal_logs(
+        self, user_id: str, updated_since: datetime | None, limit: int
+    ) -> list[MealLog]: ...
+
+    async def mark_processing(self, meal_log_id: str) -> MealLog | None: ...
+
+    async def finish_meal_log(
+        self, meal_log_id: str, outcome: Outcome, history_limit: int
+    ) -> tuple[MealLog, Notification]:
+        """Store the outcome and its notification (next per-user seq) in one transaction."""
+        ...
+
+    async def unfinished_meal_logs(self) -> list[MealLog]: ...
+
+    async def latest_seq(self, user_id: str) -> int: ...
+
+    async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage: ...
+
+
+def open_store(database_url: str) -> Store:
+    """The store for a FITIQ_DATABASE_URL (the scheme was validated with the settings)."""
+    if database_url.startswith("sqlite:///"):
+        from .sqlite_store import SqliteStore
+
+        return SqliteStore(database_url.removeprefix("sqlite:///"))
+    from .postgres_store import PostgresStore
+
+    return PostgresStore(database_url)

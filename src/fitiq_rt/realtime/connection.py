@@ -1,0 +1,118 @@
+"""One live WebSocket connection's state: its outbound queue, counters and why it ended.
+
+The registry holds these; the session's tasks update them. `end()` is synchronous and idempotent:
+the first reason wins, so the disconnect log always names what really ended the socket.
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from ..clock import rfc3339_from_epoch
+
+# Close codes (CONTRACT.md §4).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_ABNORMAL = 1006
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TOKEN_EXPIRED = 4001
+CLOSE_IDLE_TIMEOUT = 4008
+CLOSE_SLOW_CONSUMER = 4029
+
+
+@attrs.frozen
+class ReplayRequest:
+    """Queued by the reader so the writer (the only task that sends) runs the replay in order."""
+
+    last_seq: int
+
+
+@attrs.define(eq=False, slots=True)
+class Connection:
+    connection_id: str
+    user_id: str
+    client_ip: str | None
+    send_channel: trio.MemorySendChannel[object]
+    receive_channel: trio.MemoryReceiveChannel[object]
+    started: float  # trio clock
+    connected_at_wall: float  # epoch seconds, for people reading the debug endpoint
+    last_seen: float = 0.0  # trio clock
+    messages_in: int = 0
+    messages_out: int = 0
+    # Seqs this connection has covered form the range (sent_base, sent_top].
+    sent_base: int = 0
+    sent_top: int = 0
+    cancel_scope: trio.CancelScope | None = None
+    end_reason: str | None = None
+    end_code: int | None = None
+    peer_closed: bool = False
+
+    @classmethod
+    def open(
+        cls,
+        connection_id: str,
+        user_id: str,
+        client_ip: str | None,
+        queue_size: int,
+        wall_now: float,
+    ) -> Connection:
+        send, receive = trio.open_memory_channel[object](queue_size)
+        now = trio.current_time()
+        return cls(
+            connection_id=connection_id,
+            user_id=user_id,
+            client_ip=client_ip,
+            send_channel=send,
+            receive_channel=receive,
+            started=now,
+            connected_at_wall=wall_now,
+            last_seen=now,
+        )
+
+    def offer(self, item: object) -> bool:
+        """Queue an outbound item without waiting; a full queue ends the socket as slow."""
+        if self.end_reason is not None:
+            return False
+        try:
+            self.send_channel.send_nowait(item)
+        except trio.WouldBlock:
+            self.end("slow_consumer", CLOSE_SLOW_CONSUMER)
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
+    def end(self, reason: str, code: int) -> None:
+        """Record why the socket ends (first caller wins) and stop its tasks."""
+        if self.end_reason is not None:
+            return
+        self.end_reason = reason
+        self.end_code = code
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
+
+    @property
+    def queued(self) -> int:
+        return self.send_channel.statistics().current_buffer_used
+
+    def snapshot(self, now: float, ping_interval: float) -> dict[str, object]:
+        """The debug endpoint's view of this connection (CONTRACT.md §3)."""
+        idle = max(0.0, now - self.last_seen)
+        return {
+            "user_id": self.user_id,
+            "connection_id": self.connection_id,
+            "connected_at": rfc3339_from_epoch(self.connected_at_wall),
+            "last_seen": rfc3339_from_epoch(
+                self.connected_at_wall + (self.last_seen - self.started)
+            ),
+            "age_seconds": round(max(0.0, now - self.started), 3),
+            "idle_seconds": round(idle, 3),
+            "state": "idle" if idle > ping_interval else "active",
+            "messages_in": self.messages_in,
+            "messages_out": self.messages_out,
+            "queued": self.queued,
+        }

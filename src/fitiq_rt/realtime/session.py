@@ -1,0 +1,340 @@
+"""One WebSocket session: a nursery with a reader, a writer, a pinger, a watchdog and a token timer.
+
+The session runs over a small `Transport` so unit tests drive it with an in-memory fake under
+`autojump_clock`. Whatever ends it (the client, a timeout, an error, shutdown), the `finally`
+removes exactly this connection from the registry and logs exactly one `ws.disconnected`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+import trio
+
+from ..logconfig import get_logger
+from ..notification import Notification
+from ..observability.metrics import Metrics
+from .connection import (
+    CLOSE_GOING_AWAY,
+    CLOSE_IDLE_TIMEOUT,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TOKEN_EXPIRED,
+    CLOSE_UNSUPPORTED_DATA,
+    Connection,
+    ReplayRequest,
+)
+from .history import History
+from .protocol import (
+    ClientAck,
+    ClientPing,
+    ClientResume,
+    ErrorReply,
+    error_frame,
+    parse_client_message,
+    ping_frame,
+    pong_frame,
+    resumed_frame,
+    welcome_frame,
+)
+from .registry import Registry
+
+log = get_logger("fitiq_rt.ws")
+
+CLOSE_GRACE_SECONDS = 1.0  # how long a shielded close may take in cleanup
+
+
+class PeerClosed(Exception):
+    """The client closed the socket (or the network did); `code` is what the server saw."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class Transport(Protocol):
+    """What a session needs from a WebSocket: the ASGI adapter and the test fake implement it."""
+
+    async def receive(self) -> str | bytes:
+        """The next message; raises PeerClosed when the client is gone."""
+        ...
+
+    async def accept(self) -> None:
+        """Complete the handshake (101)."""
+        ...
+
+    async def send(self, text: str) -> None: ...
+
+    async def close(self, code: int) -> None: ...
+
+
+@attrs.frozen
+class SessionConfig:
+    ping_interval: float
+    idle_timeout: float
+    max_message_bytes: int
+    max_messages_per_second: float
+    history_limit: int
+
+
+@attrs.frozen
+class SessionDeps:
+    config: SessionConfig
+    registry: Registry
+    history: History
+    metrics: Metrics
+    wall_clock: Callable[[], float]
+
+
+async def run_session(
+    conn: Connection,
+    transport: Transport,
+    deps: SessionDeps,
+    *,
+    expires_at: float,
+    resume_from: int | None = None,
+) -> None:
+    """Serve one accepted socket until something ends it; never raises but for cancellation."""
+    registry = deps.registry
+    registry.add(conn)
+    deps.metrics.ws_connects.inc()
+    log.info(
+        "ws.connected",
+        user_id=conn.user_id,
+        connection_id=conn.connection_id,
+        user_connections=registry.count_for_user(conn.user_id),
+        total_connections=registry.total,
+    )
+    try:
+        await _serve(conn, transport, deps, expires_at, resume_from)
+    except BaseException as exc:
+        _record_unexpected_end(conn, exc)
+        if not isinstance(exc, Exception):
+            raise  # cancellation and KeyboardInterrupt keep propagating
+    finally:
+        registry.remove(conn)
+        conn.send_channel.close()
+        if not conn.peer_closed:
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE_SECONDS):
+                try:
+                    await transport.close(conn.end_code or CLOSE_INTERNAL_ERROR)
+                except Exception:  # the socket may already be gone; the log line still follows
+                    pass
+        duration = trio.current_time() - conn.started
+        reason = conn.end_reason or "error"
+        deps.metrics.ws_disconnects.labels(reason).inc()
+        deps.metrics.ws_session_seconds.observe(duration)
+        log.info(
+            "ws.disconnected",
+            user_id=conn.user_id,
+            connection_id=conn.connection_id,
+            reason=reason,
+            code=conn.end_code,
+            duration_seconds=round(duration, 3),
+            user_connections=registry.count_for_user(conn.user_id),
+            total_connections=registry.total,
+        )
+
+
+def _record_unexpected_end(conn: Connection, exc: BaseException) -> None:
+    """Name the reason when the session did not end through `conn.end()`."""
+    if conn.end_reason is not None:
+        return
+    if _only_cancellation(exc):
+        conn.end("server_shutdown", CLOSE_GOING_AWAY)
+        return
+    conn.end("error", CLOSE_INTERNAL_ERROR)
+    log.error(
+        "ws.session_error",
+        user_id=conn.user_id,
+        connection_id=conn.connection_id,
+        error=repr(exc)[:500],
+        exc_info=exc,
+    )
+
+
+def _only_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancellation(e) for e in exc.exceptions)
+    return isinstance(exc, trio.Cancelled | KeyboardInterrupt)
+
+
+async def _serve(
+    conn: Connection,
+    transport: Transport,
+    deps: SessionDeps,
+    expires_at: float,
+    resume_from: int | None,
+) -> None:
+    config = deps.config
+    await transport.accept()
+    latest = await deps.history.latest_seq(conn.user_id)
+    conn.sent_base = conn.sent_top = latest
+    await transport.send(
+        welcome_frame(
+            conn.connection_id, conn.user_id, config.ping_interval, config.idle_timeout, latest
+        )
+    )
+    conn.messages_out += 1
+    if resume_from is not None:
+        conn.offer(ReplayRequest(resume_from))
+    async with trio.open_nursery() as nursery:
+        conn.cancel_scope = nursery.cancel_scope
+        if conn.end_reason is not None:  # ended (e.g. shutdown) before the scope existed
+            nursery.cancel_scope.cancel()
+        nursery.start_soon(_reader, conn, transport, deps)
+        nursery.start_soon(_writer, conn, transport, deps)
+        nursery.start_soon(_pinger, conn, config.ping_interval)
+        nursery.start_soon(_watchdog, conn, config.idle_timeout)
+        nursery.start_soon(_token_timer, conn, expires_at - deps.wall_clock())
+
+
+async def _reader(conn: Connection, transport: Transport, deps: SessionDeps) -> None:
+    """Receive every frame, always: a stalled reader would block Hypercorn's TCP reader too."""
+    config = deps.config
+    rate = config.max_messages_per_second
+    burst = 2.0 * rate
+    tokens = burst
+    refilled = trio.current_time()
+    max_bytes = config.max_message_bytes
+    while True:
+        try:
+            message = await transport.receive()
+        except PeerClosed as closed:
+            conn.peer_closed = True
+            conn.end("client_closed", closed.code)
+            return
+        now = trio.current_time()
+        conn.last_seen = now
+        conn.messages_in += 1
+        tokens = min(burst, tokens + (now - refilled) * rate)
+        refilled = now
+        if tokens < 1.0:
+            conn.end("policy_violation", CLOSE_POLICY_VIOLATION)
+            return
+        tokens -= 1.0
+        if not isinstance(message, str):
+            conn.end("protocol_error", CLOSE_UNSUPPORTED_DATA)
+            return
+        if len(message) > max_bytes // 4 and len(message.encode()) > max_bytes:
+            conn.end("protocol_error", CLOSE_MESSAGE_TOO_BIG)
+            return
+        _handle_message(conn, message)
+
+
+def _handle_message(conn: Connection, text: str) -> None:
+    parsed = parse_client_message(text)
+    if isinstance(parsed, ClientPing):
+        log.debug("ws.ping_received", user_id=conn.user_id, connection_id=conn.connection_id)
+        if conn.offer(pong_frame()):
+            log.debug("ws.pong_sent", user_id=conn.user_id, connection_id=conn.connection_id)
+    elif isinstance(parsed, ClientResume):
+        conn.offer(ReplayRequest(parsed.last_seq))
+    elif isinstance(parsed, ErrorReply):
+        conn.offer(error_frame(parsed))
+    elif isinstance(parsed, ClientAck):
+        pass  # acknowledgements need no answer; resume is driven by the client's last_seq
+    # ClientPong: refreshing last_seen (done by the reader) is all it is for
+
+
+async def _writer(conn: Connection, transport: Transport, deps: SessionDeps) -> None:
+    """The only task that sends: frames leave in queue order, notifications in seq order."""
+    async for item in conn.receive_channel:
+        if isinstance(item, str):
+            await transport.send(item)
+            conn.messages_out += 1
+        elif isinstance(item, Notification):
+            await _send_live(conn, transport, deps, item)
+        elif isinstance(item, ReplayRequest):
+            await _replay(conn, transport, deps, item.last_seq)
+
+
+async def _send_notification(conn: Connection, transport: Transport, note: Notification) -> None:
+    await transport.send(note.frame)
+    conn.messages_out += 1
+    conn.sent_top = max(conn.sent_top, note.seq)
+
+
+async def _send_live(
+    conn: Connection, transport: Transport, deps: SessionDeps, note: Notification
+) -> None:
+    """Send a live notification once: skip what this socket covered, fill a gap from history."""
+    if note.seq <= conn.sent_top:
+        return
+    if note.seq > conn.sent_top + 1:
+        missing = await deps.history.since(conn.user_id, conn.sent_top, deps.config.history_limit)
+        for earlier in missing.items:
+            if conn.sent_top < earlier.seq < note.seq:
+                await _send_notification(conn, transport, earlier)
+    await _send_notification(conn, transport, note)
+
+
+async def _replay(
+    conn: Connection, transport: Transport, deps: SessionDeps, requested: int
+) -> None:
+    """Resume: every stored seq above last_seq that this socket has not sent, then `resumed`."""
+    limit = deps.config.history_limit
+    page = await deps.history.since(conn.user_id, requested, limit)
+    last_seq, complete = requested, True
+    if requested > page.latest:
+        # The client remembers another life of the store: start over and say so.
+        last_seq, complete = 0, False
+        page = await deps.history.since(conn.user_id, 0, limit)
+    if page.oldest is not None and page.oldest > last_seq + 1:
+        complete = False  # some were pruned past the history limit
+    replayed = 0
+    covered_low, covered_high = conn.sent_base, conn.sent_top
+    for note in page.items:
+        if note.seq <= last_seq or covered_low < note.seq <= covered_high:
+            continue
+        await transport.send(note.frame)
+        conn.messages_out += 1
+        replayed += 1
+    conn.sent_base = min(covered_low, last_seq) if last_seq <= covered_high else last_seq
+    conn.sent_top = max(covered_high, last_seq, page.items[-1].seq if page.items else 0)
+    await transport.send(resumed_frame(replayed, complete))
+    conn.messages_out += 1
+    deps.metrics.notifications_replayed.inc(replayed)
+    log.info(
+        "ws.resumed",
+        user_id=conn.user_id,
+        connection_id=conn.connection_id,
+        last_seq=requested,
+        replayed=replayed,
+        complete=complete,
+    )
+
+
+async def _pinger(conn: Connection, interval: float) -> None:
+    """A JSON ping at exactly k * interval after the session started."""
+    beat = 1
+    while True:
+        await trio.sleep_until(conn.started + beat * interval)
+        conn.offer(ping_frame())
+        beat += 1
+
+
+async def _watchdog(conn: Connection, idle_timeout: float) -> None:
+    """Close a socket that sent nothing for idle_timeout; wakes at most once per timeout."""
+    while True:
+        deadline = conn.last_seen + idle_timeout
+        now = trio.current_time()
+        if now >= deadline:
+            log.info(
+                "ws.stale",
+                user_id=conn.user_id,
+                connection_id=conn.connection_id,
+                idle_seconds=round(now - conn.last_seen, 3),
+            )
+            conn.end("idle_timeout", CLOSE_IDLE_TIMEOUT)
+            return
+        await trio.sleep_until(deadline)
+
+
+async def _token_timer(conn: Connection, remaining: float) -> None:
+    """A socket never outlives its token's exp."""
+    await trio.sleep(max(0.0, remaining))
+    conn.end("token_expired", CLOSE_TOKEN_EXPIRED)

@@ -1,0 +1,91 @@
+"""Run the service: Hypercorn's trio worker serving the app, and a shutdown that closes with 1001.
+
+Hypercorn's own SIGTERM handling would cancel handlers after its graceful timeout with no close
+frame; instead a signal here first refuses new sockets (503), closes every open socket with 1001
+(`server_shutdown`), waits for their sessions to log out, and only then stops the listener.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from functools import partial
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from . import __version__
+from .app import Services, build_services, create_asgi_app, running
+from .config import Settings
+from .logconfig import get_logger
+from .realtime.connection import CLOSE_GOING_AWAY
+
+log = get_logger("fitiq_rt.server")
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    config.bind = [f"{host}:{settings.port}"]
+    config.accesslog = None  # the app writes its own structured access log
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.backlog = 2048
+    config.graceful_timeout = settings.shutdown_timeout
+    config.h11_max_incomplete_size = settings.max_header_bytes
+    # Hypercorn closes frames above this itself (1009) without telling the app; keep it above
+    # the app's limit so the app sees, closes and logs oversized messages in all normal cases.
+    config.websocket_max_message_size = settings.max_message_bytes * 4 + 4
+    config.max_app_queue_size = 10
+    return config
+
+
+async def serve(
+    settings: Settings,
+    *,
+    stop: trio.Event | None = None,
+    services: Services | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until SIGINT/SIGTERM (or `stop` is set); reports the bound port when listening."""
+    services = services or build_services(settings)
+    stop = stop if stop is not None else trio.Event()
+    listener_stopped = trio.Event()
+    async with running(services), trio.open_nursery() as nursery:
+        signal_watch = trio.CancelScope()
+        nursery.start_soon(_wait_for_signals, stop, signal_watch)
+        binds = await nursery.start(
+            partial(
+                hypercorn_serve,
+                create_asgi_app(services),
+                hypercorn_config(settings),
+                shutdown_trigger=listener_stopped.wait,
+            )
+        )
+        port = int(binds[0].rsplit(":", 1)[1])
+        log.info("server.started", host=settings.host, port=port, version=__version__)
+        task_status.started(port)
+        await stop.wait()
+        signal_watch.cancel()
+        closed = await drain(services, settings.shutdown_timeout)
+        listener_stopped.set()
+        nursery.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
+    log.info("server.stopped", connections_closed=closed)
+
+
+async def drain(services: Services, timeout: float) -> int:  # noqa: ASYNC109
+    """Refuse new sockets, close the open ones with 1001, and wait until they have logged out."""
+    services.draining = True
+    registry = services.registry
+    closed = registry.close_all("server_shutdown", CLOSE_GOING_AWAY)
+    with trio.move_on_after(timeout):
+        await registry.wait_empty()
+    return closed
+
+
+async def _wait_for_signals(stop: trio.Event, scope: trio.CancelScope) -> None:
+    with scope, trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("server.stopping", signal=signal.Signals(signum).name)
+            stop.set()
+            return
