@@ -1,0 +1,74 @@
+"""One user's timeline: their events (and the server's) in order, anomalies on the right lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from rich.console import Console
+
+from fitiq_rt.observability.logs_cli import main as logs_main
+from fitiq_rt.observability.report import QUEUED_WHILE_CONNECTED
+from fitiq_rt.observability.timeline import render_timeline, timeline, timeline_to_json
+from tests.unit.test_report import conn, disc, ev, seed_log, started, write
+
+
+def mixed_log() -> list[bytes]:
+    return [
+        started(0),  # 1
+        conn(1, "alice", "a1"),  # 2
+        conn(2, "bob", "b1"),  # 3
+        ev("ws.ping_received", 30, user_id="alice", connection_id="a1"),  # 4
+        ev("notification.delivered", 31, user_id="bob", seq=1, connections=1, latency_ms=4),  # 5
+        ev("notification.queued", 60, user_id="alice", seq=1, meal_log_id="m1"),  # 6
+        disc(61, "bob", "b1"),  # 7
+        ev("server.stopped", 62, connections_closed=1),  # 8
+    ]
+
+
+def test_timeline_has_the_users_lines_and_server_context(tmp_path: Path) -> None:
+    path = write(tmp_path / "server.log", mixed_log())
+    tl = timeline([path], "alice")
+    assert [(e.ref.line, e.event) for e in tl.entries] == [
+        (1, "server.started"),
+        (2, "ws.connected"),
+        (4, "ws.ping_received"),
+        (6, "notification.queued"),
+        (8, "server.stopped"),
+    ]
+    marks = {e.ref.line: e.marks for e in tl.entries}
+    assert QUEUED_WHILE_CONNECTED in marks[2] and QUEUED_WHILE_CONNECTED in marks[6]
+    assert "unclosed_connection" in marks[8]  # alice's a1 was open at server.stopped
+    assert marks[4] == ()
+    assert {a.kind for a in tl.anomalies} == {QUEUED_WHILE_CONNECTED, "unclosed_connection"}
+    assert all(a.user_id == "alice" for a in tl.anomalies)
+
+
+def test_a_clean_user_has_no_marks(tmp_path: Path) -> None:
+    path = write(tmp_path / "server.log", mixed_log())
+    tl = timeline([path], "bob")
+    assert [e.ref.line for e in tl.entries] == [1, 3, 5, 7, 8]
+    assert tl.anomalies == () and all(e.marks == () for e in tl.entries)
+
+
+def test_timeline_json_and_rendering(tmp_path: Path) -> None:
+    path = write(tmp_path / "server.log", seed_log())
+    tl = timeline([path], "4eb4c27c")
+    data = orjson.loads(orjson.dumps(timeline_to_json(tl)))
+    assert set(data) == {"user_id", "truncated", "entries", "anomalies"}
+    queued = next(e for e in data["entries"] if e["event"] == "notification.queued")
+    assert queued["line"] == f"{path}:6" and queued["anomalies"] == [QUEUED_WHILE_CONNECTED]
+    assert queued["fields"]["seq"] == 1
+    console = Console(record=True, width=160)
+    render_timeline(tl, console)
+    text = console.export_text()
+    assert "notification.queued" in text and f"⚠ {QUEUED_WHILE_CONNECTED}" in text
+
+
+def test_cli_timeline_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "server.log", mixed_log())
+    assert logs_main(["logs", "timeline", "--user", "bob", "--json", path]) == 0
+    data = orjson.loads(capsys.readouterr().out)
+    assert data["user_id"] == "bob" and len(data["entries"]) == 5
+    assert logs_main(["logs", "timeline", "--user", "bob", str(tmp_path / "gone.log")]) == 2
