@@ -1169,6 +1169,8 @@ def success_metrics(
     open_note = (
         f"; {connections.still_open} still open at end of log" if connections.still_open else ""
     )
+    if bad:
+        open_note += f"; {bad} notifications found an open socket forgotten"
     return (
         Metric(
             "delivered_pct",
