@@ -35,8 +35,9 @@ STDIN = "-"
 """The path that means standard input."""
 
 #: Seconds between a ``notification.queued`` and the socket's own ``ws.disconnected`` within
-#: which the two are treated as one close in progress (the registry drops the socket, then the
-#: session logs its disconnect after closing the socket), not as the seed's bug.
+#: which the two are treated as one close in progress, not as the seed's bug: the session removes
+#: the socket from the registry, then spends up to ``CLOSE_GRACE_SECONDS`` (1 s,
+#: realtime/session.py) closing it, and only then logs ``ws.disconnected``. Twice that, for margin.
 DEFAULT_CLOSE_RACE_GRACE = 2.0
 
 SEVERITY_ERROR = "error"
