@@ -1,0 +1,461 @@
+"""The shared store for several nodes: PostgreSQL through psycopg 3 and a connection pool.
+
+psycopg has no trio support (its async API is asyncio-only), so every call runs the sync API in
+a worker thread through `trio.to_thread.run_sync`, at most one thread per pooled connection.
+
+What makes N nodes safe on one database:
+- the per-user seq is taken with `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` on the user's
+  `user_seq` row in the same transaction that stores the outcome and the notification: the row
+  lock serialises every node finishing for that user, and a rollback takes the increment back, so
+  no seq is issued twice and none is skipped;
+- a meal log is claimed with a lease (`claimed_by`, `claimed_until`, on the database's clock), so
+  two dispatchers never process it at once, and a crashed node's claim expires and is recovered;
+- migrations run under a PostgreSQL advisory lock, so nodes starting together migrate once.
+
+Rows render exactly like the SQLite store's: timestamps are the same fixed-width text, JSON is
+stored as the text orjson wrote (key order and numbers unchanged).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+import psycopg
+import trio
+from psycopg_pool import ConnectionPool
+
+from ..clock import rfc3339
+from ..notification import Notification
+from ..realtime.history import HistoryPage
+from .model import ZERO_TOTALS, MealLog, now_stamp, stamp
+from .store import IdempotencyConflict, NewMealLog, Outcome, StoreUnavailable
+
+T = TypeVar("T")
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+SCHEMA_VERSION = 1
+HEALTH_TIMEOUT = 2.0
+MIGRATION_LOCK_KEY = 0x66697469_71727431  # "fitiqrt1": one advisory lock for schema changes
+# Timestamps and ids are compared as text: the "C" collation keeps that a plain byte order (the
+# same order SQLite uses), whatever the database's default collation is.
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meal_logs (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        raw_input TEXT NOT NULL,
+        meal_type TEXT,
+        logged_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        items TEXT NOT NULL DEFAULT '[]',
+        totals TEXT NOT NULL,
+        error TEXT,
+        created_at TEXT COLLATE "C" NOT NULL,
+        updated_at TEXT COLLATE "C" NOT NULL,
+        idempotency_key TEXT,
+        claimed_by TEXT,
+        claimed_until TIMESTAMPTZ
+    );
+    CREATE UNIQUE INDEX meal_logs_idempotency
+        ON meal_logs (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX meal_logs_user_updated ON meal_logs (user_id, updated_at);
+    CREATE INDEX meal_logs_unfinished ON meal_logs (created_at)
+        WHERE status IN ('pending', 'processing');
+    CREATE TABLE user_seq (
+        user_id TEXT PRIMARY KEY,
+        last_seq BIGINT NOT NULL
+    );
+    CREATE TABLE notifications (
+        user_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        type TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (user_id, seq)
+    );
+    """,
+}
+
+_MEAL_COLUMNS = (
+    "id, user_id, raw_input, meal_type, logged_at, status, items, totals, error, "
+    "created_at, updated_at, idempotency_key"
+)
+_INSERT_MEAL = (
+    f"INSERT INTO meal_logs ({_MEAL_COLUMNS}) VALUES "
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+    "RETURNING id"
+)
+# A row may be claimed (or finished) when nobody holds a live lease on it.
+_CLAIMABLE = (
+    "(status = 'pending' OR (status = 'processing' "
+    "AND (claimed_until IS NULL OR claimed_until < now() OR claimed_by = %(node)s)))"
+)
+_SINCE = """
+WITH head AS (
+    SELECT (SELECT last_seq FROM user_seq WHERE user_id = %(user)s) AS latest,
+           (SELECT MIN(seq) FROM notifications WHERE user_id = %(user)s) AS oldest
+)
+SELECT head.latest, head.oldest, n.seq, n.type, n.event_id, n.created_at, n.data
+FROM head LEFT JOIN LATERAL (
+    SELECT seq, type, event_id, created_at, data FROM notifications
+    WHERE user_id = %(user)s AND seq > %(after)s ORDER BY seq LIMIT %(limit)s
+) AS n ON true
+ORDER BY n.seq
+"""
+
+
+def _meal_from_row(row: tuple[Any, ...]) -> MealLog:
+    return MealLog(
+        id=row[0],
+        user_id=row[1],
+        raw_input=row[2],
+        meal_type=row[3],
+        logged_at=row[4],
+        status=row[5],
+        items=tuple(orjson.loads(row[6])),
+        totals=orjson.loads(row[7]),
+        error=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+        idempotency_key=row[11],
+    )
+
+
+def _select_one(conn: Conn) -> bool:
+    return conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def _same_request(meal: MealLog, new: NewMealLog) -> MealLog:
+    """An idempotent retry must be the same request (the SQLite store's rule)."""
+    if (meal.raw_input, meal.meal_type) != (new.raw_input, new.meal_type):
+        raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
+    return meal
+
+
+def _node_id() -> str:
+    """Who holds a claim: readable in the table, unique per process start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def migrate(conn: Conn) -> None:
+    """Bring the schema to SCHEMA_VERSION once, however many nodes start at the same moment."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = (row[0] if row else None) or 0
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the database schema is version {current}, newer than this server "
+                f"({SCHEMA_VERSION})"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with conn.transaction():
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+
+class PostgresStore:
+    """The Store protocol on PostgreSQL; one instance per process (node)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        lease_seconds: float = 60.0,
+        pool_timeout: float = 3.0,
+        connect_timeout: int = 3,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.lease_seconds = lease_seconds
+        self.node_id = _node_id()
+        self._open_timeout = open_timeout
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=pool_timeout,
+            # Pooled connections die with a database restart: check before lending one out.
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            name="fitiq",
+        )
+        # One worker thread per pooled connection; more would only queue inside the pool.
+        self._limiter = trio.CapacityLimiter(pool_size)
+        self._opened = False
+
+    async def open(self) -> None:
+        await trio.to_thread.run_sync(self._open_sync)
+
+    def _open_sync(self) -> None:
+        try:
+            self._pool.open(wait=True, timeout=self._open_timeout)
+            with self._pool.connection() as conn:
+                migrate(conn)
+        except psycopg.OperationalError as error:
+            self._pool.close()
+            raise StoreUnavailable(f"PostgreSQL is unreachable: {error}") from error
+        self._opened = True
+
+    async def close(self) -> None:
+        if self._opened:
+            self._opened = False
+            await trio.to_thread.run_sync(self._pool.close, limiter=self._limiter)
+
+    async def _run(
+        self, fn: Callable[[Conn], T], pool_wait: float | None = None, abandon: bool = False
+    ) -> T:
+        """Run `fn` on a pooled connection in a worker thread; outages become StoreUnavailable."""
+        if not self._opened:
+            raise StoreUnavailable("the store is not open")
+
+        def call() -> T:
+            try:
+                with self._pool.connection(timeout=pool_wait) as conn:
+                    return fn(conn)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                raise StoreUnavailable(str(error).strip()[:300]) from error
+
+        return await trio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=abandon)
+
+    async def healthy(self) -> bool:
+        """A quick probe for /healthz: a hung database answers "down", it does not hang."""
+        with trio.move_on_after(HEALTH_TIMEOUT):
+            try:
+                return await self._run(_select_one, pool_wait=HEALTH_TIMEOUT / 2, abandon=True)
+            except StoreUnavailable:
+                return False
+        return False
+
+    async def create_meal_log(self, new: NewMealLog) -> tuple[MealLog, bool]:
+        def insert(conn: Conn) -> tuple[MealLog, bool]:
+            meal = _pending_meal(new)
+            inserted = conn.execute(_INSERT_MEAL, _meal_params(meal)).fetchone()
+            if inserted is not None:
+                return meal, True
+            # The key was used before (perhaps on another node a moment ago): the same meal log.
+            row = conn.execute(
+                f"SELECT {_MEAL_COLUMNS} FROM meal_logs "
+                "WHERE user_id = %s AND idempotency_key = %s",
+                (new.user_id, new.idempotency_key),
+            ).fetchone()
+            if row is None:  # pragma: no cover - a conflict always leaves the row behind
+                raise StoreUnavailable("the idempotent meal log vanished; retry")
+            return _same_request(_meal_from_row(row), new), False
+
+        return await self._run(insert)
+
+    async def get_meal_log(self, user_id: str, meal_log_id: str) -> MealLog | None:
+        def select(conn: Conn) -> MealLog | None:
+            row = conn.execute(
+                f"SELECT {_MEAL_COLUMNS} FROM meal_logs WHERE id = %s AND user_id = %s",
+                (meal_log_id, user_id),
+            ).fetchone()
+            return _meal_from_row(row) if row else None
+
+        return await self._run(select)
+
+    async def list_meal_logs(
+        self, user_id: str, updated_since: datetime | None, limit: int
+    ) -> list[MealLog]:
+        since = stamp(updated_since) if updated_since is not None else ""
+
+        def select(conn: Conn) -> list[MealLog]:
+            rows = conn.execute(
+                f"SELECT {_MEAL_COLUMNS} FROM meal_logs WHERE user_id = %s AND updated_at > %s "
+                "ORDER BY updated_at, id LIMIT %s",
+                (user_id, since, limit),
+            ).fetchall()
+            return [_meal_from_row(row) for row in rows]
+
+        return await self._run(select)
+
+    async def mark_processing(self, meal_log_id: str) -> MealLog | None:
+        """Claim the meal log for this node for one lease; None when finished or claimed."""
+
+        def update(conn: Conn) -> MealLog | None:
+            row = conn.execute(
+                "UPDATE meal_logs SET status = 'processing', updated_at = %(now)s, "
+                "claimed_by = %(node)s, "
+                "claimed_until = now() + make_interval(secs => %(lease)s) "
+                f"WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {_MEAL_COLUMNS}",
+                {
+                    "now": now_stamp(),
+                    "node": self.node_id,
+                    "lease": self.lease_seconds,
+                    "id": meal_log_id,
+                },
+            ).fetchone()
+            return _meal_from_row(row) if row else None
+
+        return await self._run(update)
+
+    async def finish_meal_log(
+        self, meal_log_id: str, outcome: Outcome, history_limit: int
+    ) -> tuple[MealLog, Notification]:
+        def finish(conn: Conn) -> tuple[MealLog, Notification]:
+            with conn.transaction():
+                return _finish_in_transaction(
+                    conn, self.node_id, meal_log_id, outcome, history_limit
+                )
+
+        return await self._run(finish)
+
+    async def unfinished_meal_logs(self) -> list[MealLog]:
+        """Pending meal logs, and processing ones whose claim expired (their node is gone)."""
+
+        def select(conn: Conn) -> list[MealLog]:
+            rows = conn.execute(
+                f"SELECT {_MEAL_COLUMNS} FROM meal_logs "
+                "WHERE status = 'pending' OR (status = 'processing' "
+                "AND (claimed_until IS NULL OR claimed_until < now())) "
+                "ORDER BY created_at, id"
+            ).fetchall()
+            return [_meal_from_row(row) for row in rows]
+
+        return await self._run(select)
+
+    async def latest_seq(self, user_id: str) -> int:
+        def select(conn: Conn) -> int:
+            row = conn.execute(
+                "SELECT last_seq FROM user_seq WHERE user_id = %s", (user_id,)
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(select)
+
+    async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage:
+        """One statement, so the page, the newest and the oldest seq come from one snapshot."""
+
+        def select(conn: Conn) -> HistoryPage:
+            rows = conn.execute(
+                _SINCE, {"user": user_id, "after": after_seq, "limit": limit}
+            ).fetchall()
+            latest, oldest = rows[0][0], rows[0][1]
+            items = tuple(
+                Notification(
+                    user_id=user_id,
+                    seq=int(row[2]),
+                    type=row[3],
+                    event_id=row[4],
+                    created_at=row[5],
+                    data=orjson.loads(row[6]),
+                )
+                for row in rows
+                if row[2] is not None
+            )
+            return HistoryPage(
+                items=items,
+                latest=int(latest) if latest is not None else 0,
+                oldest=int(oldest) if oldest is not None else None,
+            )
+
+        return await self._run(select)
+
+
+def _pending_meal(new: NewMealLog) -> MealLog:
+    now = now_stamp()
+    return MealLog(
+        id=str(uuid.uuid4()),
+        user_id=new.user_id,
+        raw_input=new.raw_input,
+        meal_type=new.meal_type,
+        logged_at=new.logged_at,
+        status="pending",
+        items=(),
+        totals=dict(ZERO_TOTALS),
+        error=None,
+        created_at=now,
+        updated_at=now,
+        idempotency_key=new.idempotency_key,
+    )
+
+
+def _meal_params(meal: MealLog) -> tuple[Any, ...]:
+    return (
+        meal.id,
+        meal.user_id,
+        meal.raw_input,
+        meal.meal_type,
+        meal.logged_at,
+        meal.status,
+        orjson.dumps(list(meal.items)).decode(),
+        orjson.dumps(meal.totals).decode(),
+        meal.error,
+        meal.created_at,
+        meal.updated_at,
+        meal.idempotency_key,
+    )
+
+
+def _finish_in_transaction(
+    conn: Conn, node_id: str, meal_log_id: str, outcome: Outcome, history_limit: int
+) -> tuple[MealLog, Notification]:
+    """Outcome, next seq, notification and pruning: all of it commits, or none of it."""
+    row = conn.execute(
+        "UPDATE meal_logs SET status = %(status)s, items = %(items)s, totals = %(totals)s, "
+        "error = %(error)s, updated_at = %(now)s, claimed_by = NULL, claimed_until = NULL "
+        f"WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {_MEAL_COLUMNS}",
+        {
+            "status": outcome.status,
+            "items": orjson.dumps(list(outcome.items)).decode(),
+            "totals": orjson.dumps(outcome.totals).decode(),
+            "error": outcome.error,
+            "now": now_stamp(),
+            "id": meal_log_id,
+            "node": node_id,
+        },
+    ).fetchone()
+    if row is None:
+        raise LookupError(
+            f"meal log {meal_log_id} does not exist, is finished or claimed elsewhere"
+        )
+    meal = _meal_from_row(row)
+    # The user's row lock orders concurrent finishes on every node; it is held until commit.
+    seq_row = conn.execute(
+        "INSERT INTO user_seq (user_id, last_seq) VALUES (%s, 1) ON CONFLICT (user_id) "
+        "DO UPDATE SET last_seq = user_seq.last_seq + 1 RETURNING last_seq",
+        (meal.user_id,),
+    ).fetchone()
+    assert seq_row is not None
+    seq = int(seq_row[0])
+    note = Notification(
+        user_id=meal.user_id,
+        seq=seq,
+        type=f"meal_log.{outcome.status}",
+        event_id=str(uuid.uuid4()),
+        created_at=rfc3339(),
+        data=meal.to_json(),
+    )
+    conn.execute(
+        "INSERT INTO notifications (user_id, seq, type, event_id, created_at, data) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            note.user_id,
+            seq,
+            note.type,
+            note.event_id,
+            note.created_at,
+            orjson.dumps(note.data).decode(),
+        ),
+    )
+    conn.execute(
+        "DELETE FROM notifications WHERE user_id = %s AND seq <= %s",
+        (note.user_id, seq - history_limit),
+    )
+    return meal, note

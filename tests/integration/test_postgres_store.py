@@ -1,0 +1,384 @@
+"""The store contract, run against SQLite and a real PostgreSQL, plus what only PostgreSQL promises.
+
+One fresh database (`fitiq_test_<random>`) per test session, dropped at the end. The PostgreSQL
+cases are marked `postgres` and FAIL when the server is down: CI starts it, so a silent skip would
+hide a broken scale-out path.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+
+from fitiq_rt.meals.postgres_store import PostgresStore
+from fitiq_rt.meals.sqlite_store import SqliteStore
+from fitiq_rt.meals.store import IdempotencyConflict, NewMealLog, Outcome, Store, StoreUnavailable
+
+ADMIN_URL = os.environ.get(
+    "FITIQ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+COMPLETED = Outcome(
+    status="completed",
+    items=({"name": "egg", "quantity": 2, "unit": "piece", "calories": 140.5},),
+    totals={"calories": 140.5, "protein_g": 12.0, "carbs_g": 1.0, "fat_g": 10.0},
+    error=None,
+)
+FAILED = Outcome(
+    status="failed",
+    items=(),
+    totals={"calories": 0, "protein_g": 0, "carbs_g": 0, "fat_g": 0},
+    error="processor error: boom",
+)
+
+
+def database_url(name: str) -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database for this session; its URL. Fails (never skips) when PostgreSQL is down."""
+    name = f"fitiq_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(name)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def truncate(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE meal_logs, user_seq, notifications")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """Each contract test runs on both stores, each starting empty."""
+    opened: Store
+    if request.param == "sqlite":
+        opened = SqliteStore(tmp_path / "fitiq.sqlite3")
+        await opened.open()
+    else:
+        url = request.getfixturevalue("pg_database")
+        opened = PostgresStore(url)
+        await opened.open()
+        await trio.to_thread.run_sync(truncate, url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def new_meal(user: str = "u1", text: str = "two eggs", key: str | None = None) -> NewMealLog:
+    return NewMealLog(
+        user_id=user,
+        raw_input=text,
+        meal_type="breakfast",
+        logged_at="2024-05-01T08:00:00.000000Z",
+        idempotency_key=key,
+    )
+
+
+async def finished(store: Store, user: str, history_limit: int = 1000) -> Any:
+    meal, _ = await store.create_meal_log(new_meal(user))
+    await store.mark_processing(meal.id)
+    return await store.finish_meal_log(meal.id, COMPLETED, history_limit)
+
+
+# ---------------------------------------------------------------- the contract, on both stores
+
+
+async def test_create_and_get(store: Store) -> None:
+    meal, created = await store.create_meal_log(new_meal())
+    assert created
+    body = meal.to_json()
+    assert body["status"] == "pending"
+    assert body["items"] == []
+    assert body["totals"] == {"calories": 0, "protein_g": 0, "carbs_g": 0, "fat_g": 0}
+    assert body["created_at"] == body["updated_at"]
+    assert body["created_at"].endswith("Z") and len(body["created_at"]) == 27
+    assert (await store.get_meal_log("u1", meal.id)) == meal
+    assert await store.get_meal_log("someone-else", meal.id) is None
+    assert await store.get_meal_log("u1", str(uuid.uuid4())) is None
+
+
+async def test_idempotency_key(store: Store) -> None:
+    first, created = await store.create_meal_log(new_meal(key="k1"))
+    again, created_again = await store.create_meal_log(new_meal(key="k1"))
+    assert created and not created_again
+    assert again.id == first.id
+    with pytest.raises(IdempotencyConflict):
+        await store.create_meal_log(new_meal(text="a banana", key="k1"))
+    other_user, created_other = await store.create_meal_log(new_meal(user="u2", key="k1"))
+    assert created_other and other_user.id != first.id
+    no_key_1, _ = await store.create_meal_log(new_meal())
+    no_key_2, _ = await store.create_meal_log(new_meal())
+    assert no_key_1.id != no_key_2.id
+
+
+async def test_list_updated_since(store: Store) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    ids = [(await store.create_meal_log(new_meal(text=f"meal {i}")))[0].id for i in range(4)]
+    await store.create_meal_log(new_meal(user="u2"))
+    listed = await store.list_meal_logs("u1", before, 100)
+    assert [m.id for m in listed] == ids  # oldest update first
+    assert [m.id for m in await store.list_meal_logs("u1", None, 2)] == ids[:2]
+    await store.mark_processing(ids[0])
+    await store.finish_meal_log(ids[0], COMPLETED, 1000)
+    newest = await store.list_meal_logs("u1", before, 100)
+    assert newest[-1].id == ids[0] and newest[-1].status == "completed"
+    cutoff = datetime.fromisoformat(newest[-2].updated_at.replace("Z", "+00:00"))
+    assert [m.id for m in await store.list_meal_logs("u1", cutoff, 100)] == [ids[0]]
+    assert await store.list_meal_logs("u1", datetime.now(UTC) + timedelta(hours=1), 100) == []
+
+
+async def test_process_and_finish_issue_seq_one_to_n(store: Store) -> None:
+    meal, _ = await store.create_meal_log(new_meal())
+    claimed = await store.mark_processing(meal.id)
+    assert claimed is not None and claimed.status == "processing"
+    done, note = await store.finish_meal_log(meal.id, COMPLETED, 1000)
+    assert done.status == "completed"
+    assert done.items == COMPLETED.items and done.totals == COMPLETED.totals
+    assert note.seq == 1 and note.type == "meal_log.completed" and note.user_id == "u1"
+    assert note.data == done.to_json()
+    assert await store.mark_processing(meal.id) is None  # finished: nobody claims it again
+    failing, _ = await store.create_meal_log(new_meal(text="mystery"))
+    await store.mark_processing(failing.id)
+    failed, failed_note = await store.finish_meal_log(failing.id, FAILED, 1000)
+    assert failed.status == "failed" and failed.error == FAILED.error
+    assert (failed_note.seq, failed_note.type) == (2, "meal_log.failed")
+    seqs = [(await finished(store, "u1"))[1].seq for _ in range(3)]
+    assert seqs == [3, 4, 5]
+    assert (await finished(store, "u2"))[1].seq == 1  # per user
+    assert await store.latest_seq("u1") == 5
+    assert await store.latest_seq("nobody") == 0
+
+
+async def test_finish_unknown_meal_log_raises(store: Store) -> None:
+    with pytest.raises(LookupError):
+        await store.finish_meal_log(str(uuid.uuid4()), COMPLETED, 1000)
+    assert await store.latest_seq("u1") == 0
+
+
+async def test_since_and_prune_to_history_limit(store: Store) -> None:
+    notes = [(await finished(store, "u1", history_limit=3))[1] for _ in range(5)]
+    page = await store.since("u1", 0, 100)
+    assert [n.seq for n in page.items] == [3, 4, 5]
+    assert (page.latest, page.oldest) == (5, 3)
+    assert page.items[-1].frame == notes[-1].frame  # stored and live render identically
+    assert page.items[0].event_id == notes[2].event_id
+    assert [n.seq for n in (await store.since("u1", 3, 1)).items] == [4]
+    tail = await store.since("u1", 5, 100)
+    assert (tail.items, tail.latest, tail.oldest) == ((), 5, 3)
+    empty = await store.since("nobody", 0, 100)
+    assert (empty.items, empty.latest, empty.oldest) == ((), 0, None)
+
+
+async def test_unfinished_meal_logs(store: Store) -> None:
+    pending, _ = await store.create_meal_log(new_meal(text="a"))
+    processing, _ = await store.create_meal_log(new_meal(text="b"))
+    done, _ = await store.create_meal_log(new_meal(text="c"))
+    await store.mark_processing(done.id)
+    await store.finish_meal_log(done.id, COMPLETED, 1000)
+    await store.mark_processing(processing.id)
+    unfinished = {m.id for m in await store.unfinished_meal_logs()}
+    assert pending.id in unfinished and done.id not in unfinished
+    if isinstance(store, SqliteStore):
+        assert processing.id in unfinished  # one process: a processing row is this one's to redo
+
+
+async def test_healthy(store: Store) -> None:
+    assert await store.healthy()
+
+
+# ---------------------------------------------------------------- PostgreSQL across nodes
+
+
+@pytest.fixture
+async def two_nodes(pg_database: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores on one database, as two server processes would hold them."""
+    a = PostgresStore(pg_database, lease_seconds=0.5)
+    b = PostgresStore(pg_database, lease_seconds=0.5)
+    async with trio.open_nursery() as nursery:  # both migrate at once: the advisory lock decides
+        nursery.start_soon(a.open)
+        nursery.start_soon(b.open)
+    await trio.to_thread.run_sync(truncate, pg_database)
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.postgres
+async def test_concurrent_nodes_never_share_or_skip_a_seq(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """200 finishes for 5 users from two nodes at once: per user exactly 1..n."""
+    nodes = two_nodes
+    users = [f"user-{i}" for i in range(5)]
+    meals = []
+    for i in range(200):
+        meal, _ = await nodes[i % 2].create_meal_log(new_meal(users[i % 5], text=f"meal {i}"))
+        meals.append(meal)
+    seqs: dict[str, list[int]] = defaultdict(list)
+
+    async def finish(i: int) -> None:
+        node = nodes[(i // 5) % 2]  # each user's meals alternate between the nodes
+        await node.mark_processing(meals[i].id)
+        _, note = await node.finish_meal_log(meals[i].id, COMPLETED, 1000)
+        seqs[note.user_id].append(note.seq)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(200):
+            nursery.start_soon(finish, i)
+    for user in users:
+        assert sorted(seqs[user]) == list(range(1, 41)), user
+        page = await nodes[0].since(user, 0, 1000)
+        assert [n.seq for n in page.items] == list(range(1, 41))
+        assert len({n.data["id"] for n in page.items}) == 40  # one notification per meal log
+        assert await nodes[1].latest_seq(user) == 40
+
+
+@pytest.mark.postgres
+async def test_claims_are_leased_across_nodes(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = two_nodes
+    meal, _ = await a.create_meal_log(new_meal())
+    assert (await a.mark_processing(meal.id)) is not None
+    assert await b.mark_processing(meal.id) is None  # a holds a live lease
+    assert meal.id not in {m.id for m in await b.unfinished_meal_logs()}
+    with pytest.raises(LookupError):
+        await b.finish_meal_log(meal.id, COMPLETED, 1000)
+    await trio.sleep(0.7)  # a "crashed": its lease expires
+    assert meal.id in {m.id for m in await b.unfinished_meal_logs()}
+    assert (await b.mark_processing(meal.id)) is not None
+    assert await a.mark_processing(meal.id) is None  # now b holds it
+    _, note = await b.finish_meal_log(meal.id, COMPLETED, 1000)
+    assert note.seq == 1
+    assert await a.unfinished_meal_logs() == []
+
+
+@pytest.mark.postgres
+async def test_two_nodes_create_with_the_same_idempotency_key(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    results = []
+
+    async def create(node: PostgresStore) -> None:
+        results.append(await node.create_meal_log(new_meal(key="same-key")))
+
+    async with trio.open_nursery() as nursery:
+        for node in two_nodes * 5:
+            nursery.start_soon(create, node)
+    assert len({meal.id for meal, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+@pytest.mark.postgres
+async def test_migration_is_recorded_once(two_nodes: tuple[PostgresStore, PostgresStore]) -> None:
+    def versions() -> list[int]:
+        with psycopg.connect(two_nodes[0].url) as conn:
+            return [row[0] for row in conn.execute("SELECT version FROM schema_version")]
+
+    assert await trio.to_thread.run_sync(versions) == [1]
+
+
+# ---------------------------------------------------------------- PostgreSQL unreachable
+
+
+class CuttableProxy:
+    """A TCP proxy to PostgreSQL that the test can cut and restore, as a network fault would."""
+
+    def __init__(self, target_port: int = 5432) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._scope = trio.CancelScope()
+        self.up = True
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self.port)
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        if not self.up:
+            await client.aclose()
+            return
+        with self._scope:
+            upstream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+            async with client, upstream, trio.open_nursery() as nursery:
+                nursery.start_soon(_pipe, client, upstream)
+                nursery.start_soon(_pipe, upstream, client)
+
+    def cut(self) -> None:
+        self.up = False
+        self._scope.cancel()
+
+    def restore(self) -> None:
+        self.up = True
+        self._scope = trio.CancelScope()
+
+
+async def _pipe(source: trio.SocketStream, sink: trio.SocketStream) -> None:
+    try:
+        async for chunk in source:
+            await sink.send_all(chunk)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+@pytest.mark.postgres
+async def test_unreachable_database_is_unavailable_and_nothing_is_half_written(
+    pg_database: str, nursery: trio.Nursery
+) -> None:
+    proxy = CuttableProxy()
+    port = await nursery.start(proxy.serve)
+    url = pg_database.replace("127.0.0.1:5432", f"127.0.0.1:{port}")
+    store = PostgresStore(url, pool_timeout=1.0, connect_timeout=1)
+    await store.open()
+    try:
+        meal, _ = await store.create_meal_log(new_meal(user="cut-user"))
+        await store.mark_processing(meal.id)
+        proxy.cut()
+        assert not await store.healthy()
+        with pytest.raises(StoreUnavailable):
+            await store.finish_meal_log(meal.id, COMPLETED, 1000)
+        with pytest.raises(StoreUnavailable):
+            await store.create_meal_log(new_meal(user="cut-user"))
+        proxy.restore()
+        assert await store.healthy()
+        kept = await store.get_meal_log("cut-user", meal.id)
+        assert kept is not None and kept.status == "processing"  # the finish left no trace
+        assert await store.latest_seq("cut-user") == 0
+        _, note = await store.finish_meal_log(meal.id, COMPLETED, 1000)
+        assert note.seq == 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_open_fails_clearly_when_the_database_is_down() -> None:
+    with trio.socket.socket() as probe:  # a port with nobody listening
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = PostgresStore(
+        f"postgresql://postgres@127.0.0.1:{port}/x", connect_timeout=1, open_timeout=1.0
+    )
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+    assert not await store.healthy()
