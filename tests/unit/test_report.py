@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import io
 import math
 import random
 import re
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,6 @@ import orjson
 import pytest
 from rich.console import Console
 
-from benchmarks.logs_bench import generate_log
 from fitiq_rt.observability import report as rp
 from fitiq_rt.observability.logs_cli import main as logs_main
 from fitiq_rt.observability.report import (
@@ -32,6 +34,22 @@ from fitiq_rt.observability.report import (
     analyze,
 )
 from fitiq_rt.observability.report_render import render_html, render_terminal, to_json
+
+
+def _load_generator() -> Callable[..., None]:
+    """benchmarks/ is not an installed package: load the generator from its file, so the test
+    does not depend on the repository root being on sys.path."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "logs_bench.py"
+    spec = importlib.util.spec_from_file_location("fitiq_logs_bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module.generate_log
+
+
+generate_log = _load_generator()
+
 
 T0 = datetime(2026, 11, 25, 19, 20, tzinfo=UTC)
 

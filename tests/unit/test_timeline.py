@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -11,7 +13,42 @@ from rich.console import Console
 from fitiq_rt.observability.logs_cli import main as logs_main
 from fitiq_rt.observability.report import QUEUED_WHILE_CONNECTED
 from fitiq_rt.observability.timeline import render_timeline, timeline, timeline_to_json
-from tests.unit.test_report import conn, disc, ev, seed_log, started, write
+
+T0 = datetime(2026, 11, 25, 19, 20, tzinfo=UTC)
+
+
+def ev(event: str, t: float, **fields: Any) -> bytes:
+    stamp = (T0 + timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return orjson.dumps({"event": event, **fields, "level": "info", "timestamp": stamp})
+
+
+def conn(t: float, user: str, cid: str) -> bytes:
+    return ev("ws.connected", t, user_id=user, connection_id=cid)
+
+
+def disc(t: float, user: str, cid: str) -> bytes:
+    return ev("ws.disconnected", t, user_id=user, connection_id=cid, reason="client_closed")
+
+
+def started(t: float = 0.0) -> bytes:
+    return ev("server.started", t, host="127.0.0.1", port=8080, version="0.1.0")
+
+
+def write(path: Path, lines: list[bytes]) -> str:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return str(path)
+
+
+def seed_log() -> list[bytes]:
+    """The seed's Test Case 2: connected, 57 s later queued, no disconnect in between."""
+    return [
+        started(0),  # 1
+        conn(84, "4eb4c27c", "c1"),  # 2
+        ev("ws.ping_received", 100, user_id="4eb4c27c", connection_id="c1"),  # 3
+        ev("meal_log.created", 133, meal_log_id="9c65f612", user_id="4eb4c27c"),  # 4
+        ev("meal_log.processed", 141, meal_log_id="9c65f612", user_id="4eb4c27c"),  # 5
+        ev("notification.queued", 141, user_id="4eb4c27c", seq=1, meal_log_id="9c65f612"),  # 6
+    ]
 
 
 def mixed_log() -> list[bytes]:
