@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .config import ENV_FIELDS, SettingsError, flag_name, load_settings
+from .observability.logs_cli import add_logs_parser, run_logs
 
 
 def _add_serve(subparsers: argparse._SubParsersAction) -> None:
@@ -60,13 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_serve(subparsers)
     _add_token(subparsers)
+    add_logs_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    runners = {"serve": _run_serve, "token": _run_token}
+    runners = {"serve": _run_serve, "token": _run_token, "logs": run_logs}
     try:
         return runners[args.command](args)
     except SettingsError as error:

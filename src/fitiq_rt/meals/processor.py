@@ -8,6 +8,7 @@ import attrs
 import trio
 
 from .model import MealLog
+from .nutrition import load_food_table, parse_meal
 
 INLINE_PARSE_CHARS = 200  # longer inputs parse in a worker thread so the event loop stays free
 
@@ -26,13 +27,9 @@ class BuiltinProcessor:
     """Deterministic parser over the shipped USDA-based food table."""
 
     def __init__(self) -> None:
-        from .nutrition import load_food_table  # the table loads once, when the app is built
-
         self.table = load_food_table()
 
     def _parse(self, text: str) -> ProcessedMeal:
-        from .nutrition import parse_meal
-
         parsed = parse_meal(text, self.table)
         return ProcessedMeal(
             items=tuple(item.to_json() for item in parsed.items), totals=parsed.totals

@@ -1,0 +1,168 @@
+"""An in-memory WebSocket transport and session harness, for tests under `autojump_clock`.
+
+The session code under test is the production code; only the socket is replaced, so timeouts
+can be proven at exact virtual times.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+import orjson
+import trio
+
+from fitiq_rt.notification import Notification
+from fitiq_rt.observability.metrics import Metrics
+from fitiq_rt.realtime.connection import Connection
+from fitiq_rt.realtime.history import MemoryHistory
+from fitiq_rt.realtime.registry import Registry
+from fitiq_rt.realtime.session import PeerClosed, SessionConfig, SessionDeps, run_session
+
+WALL_START = 1_800_000_000.0
+
+
+class _Closed:
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class FakeTransport:
+    """Both ends of a socket: the session uses accept/receive/send/close, the test the rest."""
+
+    def __init__(self, fail_send_after: int | None = None) -> None:
+        self._inbound_send, self._inbound = trio.open_memory_channel[Any](math.inf)
+        self._outbound_send, self.outbound = trio.open_memory_channel[str](math.inf)
+        self.accepted = False
+        self.close_code: int | None = None
+        self.closed_at: float | None = None
+        self.closed = trio.Event()
+        self.sent: list[dict[str, Any]] = []
+        self._fail_send_after = fail_send_after
+        self._sends_allowed: trio.Event | None = None
+
+    # --- the session's side -------------------------------------------------------------
+    async def accept(self) -> None:
+        self.accepted = True
+
+    async def receive(self) -> str | bytes:
+        item = await self._inbound.receive()
+        if isinstance(item, _Closed):
+            raise PeerClosed(item.code)
+        return item
+
+    async def send(self, text: str) -> None:
+        if self._sends_allowed is not None:
+            await self._sends_allowed.wait()  # a client that stopped reading
+        if self._fail_send_after is not None and len(self.sent) >= self._fail_send_after:
+            raise RuntimeError("injected send failure")
+        self.sent.append(orjson.loads(text))
+        self._outbound_send.send_nowait(text)
+
+    async def close(self, code: int) -> None:
+        self.close_code = code
+        self.closed_at = trio.current_time()
+        self.closed.set()
+
+    # --- the client's side --------------------------------------------------------------
+    def client_send(self, message: str | bytes | dict[str, Any]) -> None:
+        if isinstance(message, dict):
+            message = orjson.dumps(message).decode()
+        self._inbound_send.send_nowait(message)
+
+    def client_close(self, code: int = 1000) -> None:
+        self._inbound_send.send_nowait(_Closed(code))
+
+    def stop_reading(self) -> None:
+        """Make the session's sends hang, like a client whose TCP window is full."""
+        self._sends_allowed = trio.Event()
+
+    async def next_frame(self) -> dict[str, Any]:
+        with trio.fail_after(24 * 3600):  # a virtual day: a hung test fails instead of hanging
+            return orjson.loads(await self.outbound.receive())
+
+    def frames(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [f for f in self.sent if kind is None or f["type"] == kind]
+
+
+class Harness:
+    """A registry, history and metrics shared by the sessions a test starts."""
+
+    def __init__(
+        self,
+        *,
+        ping_interval: float = 30.0,
+        idle_timeout: float = 90.0,
+        send_queue: int = 256,
+        max_message_bytes: int = 65536,
+        max_messages_per_second: float = 20.0,
+        history_limit: int = 1000,
+    ) -> None:
+        self.registry = Registry()
+        self.history = MemoryHistory(keep=history_limit)
+        self.metrics = Metrics()
+        self.send_queue = send_queue
+        self.deps = SessionDeps(
+            config=SessionConfig(
+                ping_interval=ping_interval,
+                idle_timeout=idle_timeout,
+                max_message_bytes=max_message_bytes,
+                max_messages_per_second=max_messages_per_second,
+                history_limit=history_limit,
+            ),
+            registry=self.registry,
+            history=self.history,
+            metrics=self.metrics,
+            wall_clock=lambda: WALL_START + trio.current_time(),
+        )
+        self._seq: dict[str, int] = {}
+
+    def open(self, user_id: str, connection_id: str | None = None) -> Connection:
+        return Connection.open(
+            connection_id=connection_id or uuid.uuid4().hex,
+            user_id=user_id,
+            client_ip="127.0.0.1",
+            queue_size=self.send_queue,
+            wall_now=WALL_START,
+        )
+
+    async def run(
+        self,
+        conn: Connection,
+        transport: FakeTransport,
+        *,
+        token_ttl: float = 10 * 24 * 3600,
+        resume_from: int | None = None,
+    ) -> None:
+        expires_at = WALL_START + trio.current_time() + token_ttl
+        await run_session(
+            conn, transport, self.deps, expires_at=expires_at, resume_from=resume_from
+        )
+
+    async def start(
+        self, nursery: trio.Nursery, user_id: str, **kwargs: Any
+    ) -> tuple[Connection, FakeTransport]:
+        """Start a session and wait for its welcome frame."""
+        conn = self.open(user_id)
+        transport = FakeTransport()
+        nursery.start_soon(lambda: self.run(conn, transport, **kwargs))
+        welcome = await transport.next_frame()
+        assert welcome["type"] == "welcome"
+        return conn, transport
+
+    def publish(self, user_id: str, kind: str = "meal_log.completed") -> Notification:
+        """Store a notification with the next seq and fan it out, like the Notifier does."""
+        seq = self._seq.get(user_id, 0) + 1
+        self._seq[user_id] = seq
+        note = Notification(
+            user_id=user_id,
+            seq=seq,
+            type=kind,
+            event_id=uuid.uuid4().hex,
+            created_at="2027-01-15T08:00:00.000Z",
+            data={"id": f"meal-{seq}", "user_id": user_id},
+        )
+        self.history.append(note)
+        self.registry.deliver(user_id, note)
+        return note
