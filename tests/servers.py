@@ -24,6 +24,7 @@ from fitiq_rt.auth import mint_token
 from fitiq_rt.config import Settings, load_settings
 from fitiq_rt.server import serve
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
@@ -86,6 +87,7 @@ class SubprocessServer:
             "FITIQ_JWT_SECRET": SECRET,
             "FITIQ_LOG_FORMAT": "json",
             "FITIQ_LOG_LEVEL": "debug",
+            "PYTHONPATH": str(REPO_ROOT),  # FITIQ_PROCESSOR=tests.processors:... imports
             **(env or {}),
         }
         self.lines: list[str] = []

@@ -24,7 +24,7 @@ from .http_common import ApiError, error_response
 from .logconfig import get_logger
 from .meals.api import MAX_BODY_BYTES, register_meal_routes
 from .meals.dispatcher import Dispatcher
-from .meals.processor import BuiltinProcessor, Processor
+from .meals.processor import Processor, load_processor
 from .meals.store import Store, open_store
 from .notifications import Notifier
 from .observability.debug import register_debug_routes
@@ -75,7 +75,7 @@ def build_services(
     notifier = Notifier(store, broker, metrics, settings.history_limit)
     dispatcher = Dispatcher(
         store,
-        processor or BuiltinProcessor(),
+        processor or load_processor(settings.processor),
         notifier,
         metrics,
         workers=settings.workers,

@@ -79,6 +79,7 @@ class Settings:
     max_header_bytes: int = attrs.field(
         default=16384, validator=_positive("FITIQ_MAX_HEADER_BYTES")
     )
+    processor: str = "builtin"  # or "package.module:factory" for another MealLogAI
     log_format: str = attrs.field(default="json")
     log_level: str = attrs.field(default="info")
 
@@ -112,6 +113,10 @@ class Settings:
             raise SettingsError(
                 f"FITIQ_REDIS_URL must start with redis:// or rediss://, "
                 f"got {_scheme(self.redis_url)!r}"
+            )
+        if self.processor != "builtin" and ":" not in self.processor:
+            raise SettingsError(
+                f"FITIQ_PROCESSOR must be builtin or module:factory, got {self.processor!r}"
             )
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
             raise SettingsError("FITIQ_JWT_SECRET must be at least 32 bytes long")
@@ -157,6 +162,7 @@ ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "FITIQ_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _FLOAT),
     "FITIQ_HANDSHAKE_TIMEOUT": ("handshake_timeout", _FLOAT),
     "FITIQ_MAX_HEADER_BYTES": ("max_header_bytes", _INT),
+    "FITIQ_PROCESSOR": ("processor", str),
     "FITIQ_LOG_FORMAT": ("log_format", str),
     "FITIQ_LOG_LEVEL": ("log_level", str),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Protocol
 
 import attrs
@@ -39,3 +40,13 @@ class BuiltinProcessor:
         if len(meal.raw_input) <= INLINE_PARSE_CHARS:
             return self._parse(meal.raw_input)
         return await trio.to_thread.run_sync(self._parse, meal.raw_input)
+
+
+def load_processor(spec: str) -> Processor:
+    """FITIQ_PROCESSOR: "builtin", or "module:factory" returning a Processor (a real AI, say)."""
+    if spec == "builtin":
+        return BuiltinProcessor()
+    module_name, _, attribute = spec.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    processor: Processor = factory()
+    return processor
