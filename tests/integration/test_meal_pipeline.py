@@ -18,9 +18,9 @@ def bearer(user: str) -> dict[str, str]:
     return {"Authorization": "Bearer " + token_for(user)}
 
 
-async def next_of(ws: WebSocketConnection, kind: str, timeout: float = 10) -> dict[str, Any]:
+async def next_of(ws: WebSocketConnection, kind: str) -> dict[str, Any]:
     """The next frame of a type, skipping heartbeats."""
-    with trio.fail_after(timeout):
+    with trio.fail_after(10):
         while True:
             frame = orjson.loads(await ws.get_message())
             if frame["type"] == kind:
