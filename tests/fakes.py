@@ -98,9 +98,10 @@ class Harness:
         max_message_bytes: int = 65536,
         max_messages_per_second: float = 20.0,
         history_limit: int = 1000,
+        history: MemoryHistory | None = None,
     ) -> None:
         self.registry = Registry()
-        self.history = MemoryHistory(keep=history_limit)
+        self.history = history or MemoryHistory(keep=history_limit)
         self.metrics = Metrics()
         self.send_queue = send_queue
         self.deps = SessionDeps(
@@ -151,7 +152,9 @@ class Harness:
         assert welcome["type"] == "welcome"
         return conn, transport
 
-    def publish(self, user_id: str, kind: str = "meal_log.completed") -> Notification:
+    def publish(
+        self, user_id: str, kind: str = "meal_log.completed", *, fan_out: bool = True
+    ) -> Notification:
         """Store a notification with the next seq and fan it out, like the Notifier does."""
         seq = self._seq.get(user_id, 0) + 1
         self._seq[user_id] = seq
@@ -164,5 +167,6 @@ class Harness:
             data={"id": f"meal-{seq}", "user_id": user_id},
         )
         self.history.append(note)
-        self.registry.deliver(user_id, note)
+        if fan_out:
+            self.registry.deliver(user_id, note)
         return note

@@ -28,6 +28,50 @@ def _add_token(subparsers: argparse._SubParsersAction) -> None:
     token.add_argument("--data-dir", dest="FITIQ_DATA_DIR", help="overrides FITIQ_DATA_DIR")
 
 
+def _add_listen(subparsers: argparse._SubParsersAction) -> None:
+    listen = subparsers.add_parser(
+        "listen", help="print a user's notifications as they arrive (reconnects and resumes)"
+    )
+    listen.add_argument("--token", required=True, help="the user's token (fitiq-rt token USER)")
+    listen.add_argument("--url", default="ws://127.0.0.1:8080/ws/meal-logs")
+    listen.add_argument("--last-seq", type=int, default=None, help="replay from after this seq")
+    listen.add_argument("--json", action="store_true", help="one JSON object a line")
+
+
+def _run_listen(args: argparse.Namespace) -> int:
+    import orjson
+    import trio
+
+    from .client import ClientStopped, ReferenceClient, static_token
+
+    if args.last_seq is not None and args.last_seq < 0:
+        raise SettingsError("--last-seq must be 0 or more")
+
+    async def show(frame: dict[str, object]) -> None:
+        if args.json:
+            sys.stdout.write(orjson.dumps(frame).decode() + "\n")
+        else:
+            data = frame.get("data") or {}
+            assert isinstance(data, dict)
+            totals = data.get("totals") or {}
+            assert isinstance(totals, dict)
+            sys.stdout.write(
+                f"#{frame['seq']} {frame['type']} {data.get('raw_input', '')!r} "
+                f"{totals.get('calories', '?')} kcal ({data.get('id')})\n"
+            )
+        sys.stdout.flush()
+
+    client = ReferenceClient(args.url, static_token(args.token), last_seq=args.last_seq)
+    try:
+        trio.run(client.run, show)
+    except KeyboardInterrupt:
+        return 0
+    except ClientStopped as stopped:
+        print(f"fitiq-rt listen: {stopped}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     import trio
 
@@ -61,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_serve(subparsers)
     _add_token(subparsers)
+    _add_listen(subparsers)
     add_logs_parser(subparsers)
     return parser
 
@@ -68,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    runners = {"serve": _run_serve, "token": _run_token, "logs": run_logs}
+    runners = {"serve": _run_serve, "token": _run_token, "listen": _run_listen, "logs": run_logs}
     try:
         return runners[args.command](args)
     except SettingsError as error:

@@ -1,0 +1,180 @@
+"""The reference client: the protocol's executable spec for iOS engineers, benchmarks and tests.
+
+What it does, in the order a mobile client should:
+1. connect with the token in the query (and `last_seq` once it has seen one);
+2. wait for `welcome`: only then is the socket live (stop polling here, not at TCP connect);
+3. answer every server `ping` with `pong`, and send its own `ping` every `ping_interval`;
+4. hand notifications to the caller in seq order, exactly once (skip seq <= last seen);
+5. on any close or network error, reconnect with capped exponential backoff and jitter, resuming
+   from the last seq it saw; on 4001 or a 401, fetch a fresh token first.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import attrs
+import orjson
+import trio
+from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, open_websocket_url
+
+from .logconfig import get_logger
+
+log = get_logger("fitiq_rt.client")
+
+RETRYABLE_REJECTIONS = {408, 429, 500, 502, 503, 504}
+CLOSE_TOKEN_EXPIRED = 4001
+
+
+class Socket(Protocol):
+    async def get_message(self) -> str | bytes: ...
+
+    async def send_message(self, message: str | bytes) -> None: ...
+
+
+Connector = Callable[[str], AbstractAsyncContextManager[Socket]]
+TokenSource = Callable[[], Awaitable[str]]
+NotificationHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ClientStopped(Exception):
+    """The client cannot go on (e.g. the token is refused and no fresh one can be had)."""
+
+
+@attrs.frozen
+class Backoff:
+    """Exponential backoff with jitter: attempt n waits in [base*(1-jitter), base], capped.
+
+    Jitter spreads a fleet of phones that all lost the server at once, so they don't reconnect
+    in lockstep.
+    """
+
+    initial: float = 0.5
+    factor: float = 2.0
+    cap: float = 30.0
+    jitter: float = 0.5
+
+    def base(self, attempt: int) -> float:
+        return min(self.cap, self.initial * self.factor ** min(attempt, 64))
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base = self.base(attempt)
+        return base * (1.0 - self.jitter * rng.random())
+
+
+def _default_connector(url: str) -> AbstractAsyncContextManager[Socket]:
+    return open_websocket_url(url, connect_timeout=10, disconnect_timeout=2)
+
+
+def static_token(token: str) -> TokenSource:
+    async def source() -> str:
+        return token
+
+    return source
+
+
+@attrs.define
+class ReferenceClient:
+    url: str  # ws://host:port/ws/meal-logs
+    token_source: TokenSource
+    last_seq: int | None = None  # None: start from the welcome's last_seq (no replay)
+    backoff: Backoff = Backoff()
+    rng: random.Random = attrs.field(factory=random.Random)
+    connect: Connector = _default_connector
+    connections: int = 0
+    welcome: dict[str, Any] | None = None
+
+    def _url(self, token: str) -> str:
+        query: dict[str, Any] = {"token": token}
+        if self.last_seq is not None:
+            query["last_seq"] = self.last_seq
+        return f"{self.url}?{urlencode(query)}"
+
+    async def run(self, on_notification: NotificationHandler) -> None:
+        """Stay connected forever (until cancelled), delivering each seq once, in order."""
+        attempt = 0
+        token = await self.token_source()
+        while True:
+            try:
+                async with self.connect(self._url(token)) as socket:
+                    attempt = 0 if await self._session(socket, on_notification) else attempt
+            except ConnectionRejected as rejected:
+                if rejected.status_code == 401:
+                    token = await self._fresh_token(token)
+                elif rejected.status_code not in RETRYABLE_REJECTIONS:
+                    raise ClientStopped(
+                        f"the server refused the socket: {rejected.status_code}"
+                    ) from None
+            except ConnectionClosed as closed:
+                code = closed.reason.code if closed.reason else None
+                if code == CLOSE_TOKEN_EXPIRED:
+                    token = await self._fresh_token(token)
+            except (OSError, HandshakeError, trio.BrokenResourceError) as error:
+                log.debug("client.connect_failed", error=str(error)[:200])
+            delay = self.backoff.delay(attempt, self.rng)
+            attempt += 1
+            await trio.sleep(delay)
+
+    async def _fresh_token(self, old: str) -> str:
+        token = await self.token_source()
+        if token == old:
+            raise ClientStopped("the token was refused and the token source has no fresh one")
+        return token
+
+    async def _session(self, socket: Socket, on_notification: NotificationHandler) -> bool:
+        """One connection: welcome, then frames until it closes. True once welcomed."""
+        welcome = orjson.loads(await socket.get_message())
+        if welcome.get("type") != "welcome":
+            raise ConnectionClosed(None)
+        self.welcome = welcome
+        self.connections += 1
+        if self.last_seq is None:
+            self.last_seq = int(welcome["last_seq"])
+        ended: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._ping_every, socket, float(welcome["ping_interval"]))
+            try:
+                await self._read(socket, on_notification)
+            except (ConnectionClosed, OSError, trio.BrokenResourceError) as error:
+                ended = error  # re-raised outside the nursery, so callers see it unwrapped
+            nursery.cancel_scope.cancel()
+        if ended is not None:
+            raise ended
+        return True
+
+    async def _ping_every(self, socket: Socket, interval: float) -> None:
+        while True:
+            await trio.sleep(interval)
+            try:
+                await socket.send_message('{"type":"ping"}')
+            except (ConnectionClosed, OSError, trio.BrokenResourceError):
+                return  # the reader sees the close too, and reports it
+
+    async def _read(self, socket: Socket, on_notification: NotificationHandler) -> None:
+        while True:
+            frame = orjson.loads(await socket.get_message())
+            kind = frame.get("type")
+            if kind == "ping":
+                await socket.send_message('{"type":"pong"}')
+            elif "seq" in frame and kind != "ack":
+                if await self._accept(socket, frame, on_notification) is False:
+                    return  # a gap: reconnect and let the resume fill it
+
+    async def _accept(
+        self, socket: Socket, frame: dict[str, Any], on_notification: NotificationHandler
+    ) -> bool:
+        seq = int(frame["seq"])
+        last = self.last_seq or 0
+        if seq <= last:
+            return True  # already handed over (a replay overlapping what we saw)
+        if seq > last + 1:
+            log.warning("client.gap", last_seq=last, seq=seq)
+            return False
+        await on_notification(frame)
+        self.last_seq = seq
+        await socket.send_message(orjson.dumps({"type": "ack", "seq": seq}).decode())
+        return True
