@@ -11,6 +11,7 @@ import os
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,9 @@ def database_url(name: str) -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh database for this session; its URL. Fails (never skips) when PostgreSQL is down."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """Create `fitiq_test_<random>`, yield its URL, drop it. Raises when PostgreSQL is down."""
     name = f"fitiq_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -56,6 +57,13 @@ def pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One fresh database for this session's store tests (they truncate it between tests)."""
+    with fresh_database() as url:
+        yield url
 
 
 def truncate(url: str) -> None:
@@ -305,33 +313,36 @@ class CuttableProxy:
 
     def __init__(self, target_port: int = 5432) -> None:
         self.target_port = target_port
-        self.port = 0
-        self._scope = trio.CancelScope()
         self.up = True
+        self._links: set[trio.CancelScope] = set()
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started(self.port)
+        task_status.started(listeners[0].socket.getsockname()[1])
         await trio.serve_listeners(self._handle, listeners)
 
     async def _handle(self, client: trio.SocketStream) -> None:
-        if not self.up:
-            await client.aclose()
-            return
-        with self._scope:
-            upstream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
-            async with client, upstream, trio.open_nursery() as nursery:
-                nursery.start_soon(_pipe, client, upstream)
-                nursery.start_soon(_pipe, upstream, client)
+        async with client:
+            if not self.up:
+                return
+            with trio.CancelScope() as link:
+                self._links.add(link)
+                try:
+                    upstream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+                    async with upstream, trio.open_nursery() as nursery:
+                        nursery.start_soon(_pipe, client, upstream)
+                        nursery.start_soon(_pipe, upstream, client)
+                finally:
+                    self._links.discard(link)
 
     def cut(self) -> None:
+        """Drop every open connection and refuse new ones."""
         self.up = False
-        self._scope.cancel()
+        for link in list(self._links):
+            link.cancel()
 
     def restore(self) -> None:
         self.up = True
-        self._scope = trio.CancelScope()
 
 
 async def _pipe(source: trio.SocketStream, sink: trio.SocketStream) -> None:
@@ -361,7 +372,9 @@ async def test_unreachable_database_is_unavailable_and_nothing_is_half_written(
         with pytest.raises(StoreUnavailable):
             await store.create_meal_log(new_meal(user="cut-user"))
         proxy.restore()
-        assert await store.healthy()
+        restored = trio.current_time()
+        while not await store.healthy():  # the pool reconnects with backoff
+            assert trio.current_time() - restored < 15, "the pool did not reconnect"
         kept = await store.get_meal_log("cut-user", meal.id)
         assert kept is not None and kept.status == "processing"  # the finish left no trace
         assert await store.latest_seq("cut-user") == 0

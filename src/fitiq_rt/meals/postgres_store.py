@@ -41,6 +41,7 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 SCHEMA_VERSION = 1
 HEALTH_TIMEOUT = 2.0
+RECONNECT_GIVE_UP = 10.0
 MIGRATION_LOCK_KEY = 0x66697469_71727431  # "fitiqrt1": one advisory lock for schema changes
 # Timestamps and ids are compared as text: the "C" collation keeps that a plain byte order (the
 # same order SQLite uses), whatever the database's default collation is.
@@ -193,6 +194,9 @@ class PostgresStore:
             # Pooled connections die with a database restart: check before lending one out.
             check=ConnectionPool.check_connection,
             kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            # The pool's reconnect backoff doubles without a cap; giving up early means the next
+            # request starts a fresh attempt, so recovery after a long outage stays quick.
+            reconnect_timeout=RECONNECT_GIVE_UP,
             name="fitiq",
         )
         # One worker thread per pooled connection; more would only queue inside the pool.

@@ -1,0 +1,385 @@
+"""Several nodes, one user, nothing lost: real `fitiq-rt serve` processes on PostgreSQL and Redis.
+
+Each test gets a fresh database and its own `redis-server` on a free port (so killing Redis here
+never disturbs another test using 6379), starts two nodes on them, and talks to the nodes the way
+devices do: REST with httpx, WebSockets with trio-websocket. These FAIL (never skip) when
+PostgreSQL or the redis-server binary is missing: CI provides both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import orjson
+import pytest
+import trio
+import trio_websocket
+
+from fitiq_rt.meals.postgres_store import PostgresStore
+from tests.integration.test_postgres_store import CuttableProxy, fresh_database
+from tests.servers import SubprocessServer, token_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+WAIT = 15.0  # seconds any expected delivery may take before the test fails
+
+
+# ---------------------------------------------------------------- services and nodes
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RedisProcess:
+    """A private redis-server the test can kill and start again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(self.workdir)]
+        self.proc = subprocess.Popen(
+            [binary, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
+
+
+async def start_node(tmp_path: Path, name: str, **env: str) -> SubprocessServer:
+    """A `fitiq-rt serve` process; started in a thread so the trio loop keeps running."""
+    data_dir = tmp_path / name
+    return await trio.to_thread.run_sync(lambda: SubprocessServer(data_dir, env))
+
+
+@pytest.fixture
+async def nodes(
+    tmp_path: Path, database: str, redis_server: RedisProcess
+) -> AsyncIterator[list[SubprocessServer]]:
+    """Two nodes on one database and one Redis, started at once (both migrate at start)."""
+    env = {"FITIQ_DATABASE_URL": database, "FITIQ_REDIS_URL": redis_server.url}
+    started: list[SubprocessServer] = []
+
+    async def start(name: str) -> None:
+        started.append(await start_node(tmp_path, name, **env))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(start, "a")
+            nursery.start_soon(start, "b")
+        started.sort(key=lambda node: node.data_dir.name)
+        for node in started:
+            await trio.to_thread.run_sync(node.wait_for_event, "broker.connected")
+        yield started
+        for node in started:
+            assert_no_errors(node)
+    finally:
+        for node in started:
+            node.kill()
+
+
+def assert_no_errors(node: SubprocessServer) -> None:
+    errors = [e for e in node.events() if e.get("level") in ("error", "critical")]
+    assert errors == [], errors[:3]
+
+
+# ---------------------------------------------------------------- clients
+
+
+@attrs.define
+class Socket:
+    """One device socket: what it was sent, in order."""
+
+    name: str
+    welcome: dict[str, Any] = attrs.field(factory=dict)
+    seqs: list[int] = attrs.field(factory=list)
+    resumed: list[dict[str, Any]] = attrs.field(factory=list)
+    closed: bool = False
+
+
+async def open_socket(
+    nursery: trio.Nursery, node: SubprocessServer, user: str, name: str, **query: Any
+) -> Socket:
+    """Connect, wait for the welcome, then record every frame in a background task."""
+    sock = Socket(name)
+    url = node.ws_url(token_for(user), **query)
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio_websocket.open_websocket_url(url) as ws:
+                sock.welcome = orjson.loads(await ws.get_message())
+                task_status.started()
+                while True:
+                    frame = orjson.loads(await ws.get_message())
+                    kind = frame["type"]
+                    if kind.startswith("meal_log."):
+                        sock.seqs.append(frame["seq"])
+                    elif kind == "resumed":
+                        sock.resumed.append(frame)
+                    elif kind == "ping":
+                        await ws.send_message('{"type":"pong"}')
+        except trio_websocket.ConnectionClosed:
+            sock.closed = True
+
+    await nursery.start(run)
+    assert sock.welcome["type"] == "welcome"
+    return sock
+
+
+async def post_meal(http: httpx.AsyncClient, node: SubprocessServer, user: str, text: str) -> str:
+    response = await http.post(
+        node.url("/api/v1/meal-logs/natural"),
+        json={"raw_input": text, "meal_type": "lunch"},
+        headers={"Authorization": f"Bearer {token_for(user)}"},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def eventually(check: Callable[[], bool], what: str) -> None:
+    """Poll a condition on what the clients recorded; fail after WAIT seconds."""
+    with trio.move_on_after(WAIT):
+        while not check():
+            await trio.sleep(0.02)
+        return
+    raise AssertionError(f"timed out after {WAIT}s waiting for {what}")
+
+
+def got_all(sockets: list[Socket], count: int) -> Callable[[], bool]:
+    return lambda: all(s.seqs and s.seqs[-1] >= count for s in sockets)
+
+
+async def stored_seqs(database: str, user: str) -> list[int]:
+    store = PostgresStore(database, pool_size=1)
+    await store.open()
+    try:
+        page = await store.since(user, 0, 10_000)
+        return [note.seq for note in page.items]
+    finally:
+        await store.close()
+
+
+def unique_user(label: str) -> str:
+    return f"{label}-{os.getpid()}-{time.monotonic_ns() % 1_000_000}"
+
+
+# ---------------------------------------------------------------- the tests
+
+
+async def test_one_user_on_two_nodes_gets_every_notification_on_every_socket(
+    nodes: list[SubprocessServer], nursery: trio.Nursery
+) -> None:
+    node_a, node_b = nodes
+    user = unique_user("alice")
+    sockets = [
+        await open_socket(nursery, node_a, user, "a1"),
+        await open_socket(nursery, node_b, user, "b1"),
+        await open_socket(nursery, node_a, user, "a2"),
+    ]
+    count = 30
+    async with httpx.AsyncClient(timeout=10) as http:
+        for i in range(count):
+            await post_meal(http, nodes[i % 2], user, f"{i + 1} eggs")
+    await eventually(got_all(sockets, count), "every socket to reach the last seq")
+    await trio.sleep(0.2)  # a late duplicate would show up here
+    for sock in sockets:
+        assert sock.seqs == list(range(1, count + 1)), sock.name
+    deliveries = node_a.events("notification.delivered") + node_b.events("notification.delivered")
+    assert len(deliveries) == count  # every one reached a socket live; none was only queued
+
+
+async def test_concurrent_posts_on_both_nodes_give_each_user_one_to_n(
+    nodes: list[SubprocessServer], database: str, nursery: trio.Nursery
+) -> None:
+    users = [unique_user(f"user{i}") for i in range(5)]
+    sockets: dict[str, list[Socket]] = {}
+    for user in users:
+        sockets[user] = [
+            await open_socket(nursery, nodes[0], user, f"{user}@a"),
+            await open_socket(nursery, nodes[1], user, f"{user}@b"),
+        ]
+    total = 200
+    async with httpx.AsyncClient(timeout=30) as http, trio.open_nursery() as posting:
+        for i in range(total):
+            posting.start_soon(post_meal, http, nodes[i % 2], users[i % 5], f"{i} apples")
+    per_user = total // len(users)
+    everyone = [sock for socks in sockets.values() for sock in socks]
+    await eventually(got_all(everyone, per_user), "all 200 notifications on every socket")
+    await trio.sleep(0.2)
+    for user in users:
+        for sock in sockets[user]:
+            assert sock.seqs == list(range(1, per_user + 1)), sock.name
+        assert await stored_seqs(database, user) == list(range(1, per_user + 1))
+
+
+async def test_redis_killed_for_three_seconds_loses_nothing(
+    nodes: list[SubprocessServer], redis_server: RedisProcess, nursery: trio.Nursery
+) -> None:
+    node_a, node_b = nodes
+    users = [unique_user("carol"), unique_user("dave")]
+    sockets = {
+        user: [
+            await open_socket(nursery, node_a, user, f"{user}@a"),
+            await open_socket(nursery, node_b, user, f"{user}@b"),
+        ]
+        for user in users
+    }
+    posted = {user: 0 for user in users}
+
+    async def stream(http: httpx.AsyncClient, seconds: float) -> None:
+        """Alternate users and nodes, ~20 meal logs a second."""
+        end = trio.current_time() + seconds
+        i = 0
+        while trio.current_time() < end:
+            user = users[i % 2]
+            await post_meal(http, nodes[(i // 2) % 2], user, f"{i} pears")
+            posted[user] += 1
+            i += 1
+            await trio.sleep(0.05)
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        await stream(http, 1.0)
+        await trio.to_thread.run_sync(redis_server.kill)
+        await trio.to_thread.run_sync(node_a.wait_for_event, "broker.disconnected")
+        health = await http.get(node_a.url("/healthz"))
+        assert health.status_code == 503 and health.json()["checks"]["broker"] == "down"
+        await stream(http, 3.0)  # Redis is down for these three seconds
+        await trio.to_thread.run_sync(redis_server.start)
+        await stream(http, 1.0)
+        for node in nodes:
+            await trio.to_thread.run_sync(node.wait_for_event, "broker.reconnected")
+        await eventually(
+            lambda: all(got_all(sockets[u], posted[u])() for u in users), "every seq everywhere"
+        )
+        await trio.sleep(0.2)
+        for user in users:
+            for sock in sockets[user]:
+                assert sock.seqs == list(range(1, posted[user] + 1)), sock.name
+        for node in nodes:
+            assert node.events("broker.disconnected")[0]["error"]
+            health = await http.get(node.url("/healthz"))
+            assert health.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+async def test_node_killed_the_client_resumes_on_the_other_node(
+    nodes: list[SubprocessServer], database: str, nursery: trio.Nursery
+) -> None:
+    node_a, node_b = nodes
+    user = unique_user("erin")
+    first = await open_socket(nursery, node_a, user, "on-a")
+    async with httpx.AsyncClient(timeout=10) as http:
+        for i in range(5):
+            await post_meal(http, node_b, user, f"{i} figs")
+        await eventually(got_all([first], 5), "the socket on node A to get 1..5")
+        node_a.kill()
+        await eventually(lambda: first.closed, "the socket on the killed node to close")
+        for i in range(5):  # nobody connected: stored, never dropped
+            await post_meal(http, node_b, user, f"{i} plums")
+
+        async def all_stored() -> bool:
+            return len(await stored_seqs(database, user)) == 10
+
+        await eventually_async(all_stored, "the five queued notifications to be stored")
+        second = await open_socket(nursery, node_b, user, "on-b", last_seq=first.seqs[-1])
+        for i in range(5):
+            await post_meal(http, node_b, user, f"{i} kiwis")
+        await eventually(got_all([second], 15), "the resumed socket to get 6..15")
+    assert first.seqs == [1, 2, 3, 4, 5]
+    assert second.seqs == list(range(6, 16))
+    assert second.resumed == [{"type": "resumed", "replayed": 5, "complete": True}]
+    nodes.remove(node_a)  # killed on purpose: its log ends abruptly
+
+
+async def test_unreachable_database_answers_503_and_healthz_says_down(
+    tmp_path: Path, database: str, nursery: trio.Nursery
+) -> None:
+    proxy = CuttableProxy()
+    port = await nursery.start(proxy.serve)
+    url = database.replace("127.0.0.1:5432", f"127.0.0.1:{port}")
+    node = await start_node(tmp_path, "solo", FITIQ_DATABASE_URL=url)
+    try:
+        user = unique_user("frank")
+        async with httpx.AsyncClient(timeout=10) as http:
+            await post_meal(http, node, user, "toast")
+            proxy.cut()
+            down = await http.post(
+                node.url("/api/v1/meal-logs/natural"),
+                json={"raw_input": "more toast"},
+                headers={"Authorization": f"Bearer {token_for(user)}"},
+            )
+            assert down.status_code == 503
+            assert down.json()["error"]["code"] == "unavailable"
+            health = await http.get(node.url("/healthz"))
+            assert health.status_code == 503 and health.json()["checks"]["database"] == "down"
+            proxy.restore()
+            await eventually_async(lambda: healthz_ok(http, node), "healthz to recover")
+            await post_meal(http, node, user, "jam")
+            listed = await http.get(
+                node.url("/api/v1/meal-logs"),
+                headers={"Authorization": f"Bearer {token_for(user)}"},
+            )
+            assert [m["raw_input"] for m in listed.json()["items"]] == ["toast", "jam"]
+    finally:
+        node.kill()
+
+
+async def healthz_ok(http: httpx.AsyncClient, node: SubprocessServer) -> bool:
+    return (await http.get(node.url("/healthz"))).status_code == 200
+
+
+async def eventually_async(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    with trio.move_on_after(WAIT):
+        while not await check():
+            await trio.sleep(0.1)
+        return
+    raise AssertionError(f"timed out after {WAIT}s waiting for {what}")
