@@ -14,7 +14,8 @@ from types import ModuleType
 from typing import Any
 
 from . import report
-from .launch import CpuPlan, LaunchError, Target, attached, launched, raise_fd_limit
+from .launch import CpuPlan, LaunchError, Target, attached, raise_fd_limit
+from .runner import run_on_fresh_server
 from .scenarios import churn, compare, e2e, fanout, idle, logs
 from .scenarios.common import RunOptions
 from .targets import FITIQ, KNOWN, TargetUnavailable, resolve_server
@@ -80,6 +81,13 @@ def _common(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
         metavar="SECONDS",
         help="before each measurement wait up to this long for other processes to go quiet",
     )
+    group.add_argument(
+        "--retry-noisy",
+        type=int,
+        default=0,
+        metavar="N",
+        help="repeat a run (fresh server) up to N times while other load spoils it",
+    )
     group.add_argument("--json-out", type=Path, help="where to write the JSON record")
     group.add_argument("--keep-server-log", type=Path, help="directory to keep the server's log in")
     group.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -131,6 +139,7 @@ def _options(args: argparse.Namespace, plan: CpuPlan) -> RunOptions:
         warmup=args.warmup,
         leak_timeout=args.leak_timeout,
         wait_quiet=args.wait_quiet,
+        retry_noisy=max(0, args.retry_noisy),
     )
 
 
@@ -153,15 +162,14 @@ def _run_load(args: argparse.Namespace, record: dict[str, Any]) -> dict[str, Any
         target: Target = attached(args.url, tokens, args.server_pid)
         quiet = opts.settle_machine()
         outcome = module.run(target, params, opts)
+        outcome["machine_quiet_before"] = quiet
         facts = target.facts
     else:
         opts = _options(args, CpuPlan.make(pin=not args.no_pin))
         spec = resolve_server(args.server or FITIQ)
-        quiet = opts.settle_machine()
-        with launched(spec, opts.plan, _server_env(args), args.keep_server_log) as target:
-            outcome = module.run(target, params, opts)
-        facts = target.facts
-    outcome["machine_quiet_before"] = quiet
+        outcome, facts = run_on_fresh_server(
+            spec, module, params, opts, _server_env(args), args.keep_server_log
+        )
     record.update(
         target=facts,
         load_generator=_load_generator(opts),
@@ -176,7 +184,7 @@ def _run_compare(args: argparse.Namespace, record: dict[str, Any]) -> dict[str, 
     plan = CpuPlan.make(pin=not args.no_pin)
     opts = _options(args, plan)
     record.update(load_generator=_load_generator(opts))
-    record.update(compare.run(args, opts, plan, _server_env(args)))
+    record.update(compare.run(args, opts, _server_env(args)))
     compare.print_table(record)
     return record
 

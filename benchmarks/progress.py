@@ -11,8 +11,11 @@ from typing import Any
 
 
 class Progress:
-    def __init__(self, label: str, total: int | None, unit: str, *, enabled: bool = True) -> None:
+    def __init__(
+        self, label: str, total: int | None, unit: str, *, enabled: bool = True, rate: bool = True
+    ) -> None:
         self.label = label
+        self.rate = rate
         self.total = total
         self.unit = unit
         self.enabled = enabled
@@ -35,10 +38,10 @@ class Progress:
             return
         self._last_line = now
         of = f"/{self.total}" if self.total else ""
-        rate = done / elapsed
+        rate = f"  {done / elapsed:,.0f}/s" if self.rate else ""
         tail = f"  {extra}" if extra else ""
         print(
-            f"[{self.label}] {elapsed:5.1f}s  {done}{of} {self.unit}  {rate:,.0f}/s{tail}",
+            f"[{self.label}] {elapsed:5.1f}s  {done}{of} {self.unit}{rate}{tail}",
             file=sys.stderr,
             flush=True,
         )

@@ -109,7 +109,7 @@ def peer_spec(name: str) -> ServerSpec:
         raise TargetUnavailable(f"the peers' venv is missing under {home}: run `{setup}`")
     if not app.exists():
         raise TargetUnavailable(f"{app} does not exist (set FITIQ_PEERS_DIR)")
-    wanted = ("starlette", "uvicorn", "uvloop", "httptools", "websockets")
+    wanted: tuple[str, ...] = ("starlette", "uvicorn", "uvloop", "httptools", "websockets")
     if name == "quart_trio_min":
         wanted = ("quart", "quart-trio", "hypercorn", "trio", "wsproto", "h11")
     return ServerSpec(name, [str(python), str(app)], versions=_pinned(wanted))

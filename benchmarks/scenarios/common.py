@@ -36,6 +36,7 @@ class RunOptions:
     warmup: int = 50
     leak_timeout: float = 5.0
     wait_quiet: float = 0.0
+    retry_noisy: int = 0
 
     def settle_machine(self) -> dict[str, Any] | None:
         """Before a measurement: wait for other load to calm down, if asked to."""

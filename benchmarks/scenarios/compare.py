@@ -17,8 +17,8 @@ from typing import Any
 
 from rich.table import Table
 
-from ..launch import CpuPlan, launched
 from ..report import console, print_warnings
+from ..runner import run_on_fresh_server
 from ..targets import FITIQ, KNOWN, TargetUnavailable, resolve_server
 from . import churn, e2e, idle
 from .common import BUSY_MACHINE_PCT, RunOptions
@@ -57,14 +57,16 @@ SHORT = {
 }
 
 
+def _ratio(mine: float | None, theirs: float | None) -> float | None:
+    return round(mine / theirs, 2) if mine and theirs else None
+
+
 def _median(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return round(statistics.median(present), 2) if present else None
 
 
-def run(
-    args: argparse.Namespace, opts: RunOptions, plan: CpuPlan, server_env: dict[str, str]
-) -> dict[str, Any]:
+def run(args: argparse.Namespace, opts: RunOptions, server_env: dict[str, str]) -> dict[str, Any]:
     wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
     scenarios = {"churn": churn, "idle": idle, "e2e": e2e}
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -86,17 +88,16 @@ def run(
         for repeat in range(args.repeat):
             for name, spec in specs.items():
                 print(f"compare: {scenario_name} on {name} (run {repeat + 1})", file=sys.stderr)
-                quiet = opts.settle_machine()
-                with launched(spec, plan, server_env) as target:
-                    outcome = module.run(target, params[scenario_name], opts)  # type: ignore[attr-defined]
+                outcome, facts = run_on_fresh_server(
+                    spec, module, params[scenario_name], opts, server_env
+                )
                 runs.append(
                     {
                         "scenario": scenario_name,
                         "target": name,
                         "repeat": repeat,
                         **outcome,
-                        "target_facts": target.facts,
-                        "machine_quiet_before": quiet,
+                        "target_facts": facts,
                     }
                 )
     summary: dict[str, dict[str, float | None]] = {}
@@ -111,13 +112,7 @@ def run(
         }
     ratios = {
         label: {
-            peer: (
-                round(values[FITIQ] / values[peer], 2)
-                if values.get(FITIQ) and values.get(peer)
-                else None
-            )
-            for peer in specs
-            if peer != FITIQ
+            peer: _ratio(values.get(FITIQ), values.get(peer)) for peer in specs if peer != FITIQ
         }
         for label, values in summary.items()
     }
@@ -129,7 +124,7 @@ def run(
             "skipped": skipped,
             "repeat": args.repeat,
             "scenarios": chosen,
-            **{name: asdict(p) for name, p in params.items() if name in chosen},
+            **{name: asdict(p) for name, p in params.items() if name in chosen},  # type: ignore[call-overload]
         },
         "summary": summary,
         "ratios_fitiq_over_peer": ratios,

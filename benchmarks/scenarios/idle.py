@@ -149,7 +149,9 @@ def run(target: Target, params: IdleParams, opts: RunOptions) -> dict[str, Any]:
         server_count = _server_count(target)
         if params.hold > 0:
             held = procfs.CpuWindow(target.pid).open()
-            progress = Progress(f"hold {target.name}", int(params.hold), "s", enabled=opts.progress)
+            progress = Progress(
+                f"hold {target.name}", int(params.hold), "s", enabled=opts.progress, rate=False
+            )
             deadline = time.monotonic() + params.hold
             while (left := deadline - time.monotonic()) > 0:
                 progress.update(int(params.hold - left), f"dropped {pool.counter(DROPPED)}")
