@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pytest
 import trio
 import trio_websocket
 
+from fitiq_rt.client import Backoff, Connector, ReferenceClient, static_token
 from fitiq_rt.meals.postgres_store import PostgresStore
 from tests.integration.test_postgres_store import CuttableProxy, fresh_database
 from tests.servers import SubprocessServer, token_for
@@ -311,33 +313,56 @@ async def test_redis_killed_for_three_seconds_loses_nothing(
             assert health.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
-async def test_node_killed_the_client_resumes_on_the_other_node(
+async def test_node_killed_the_reference_client_resumes_on_the_other_node(
     nodes: list[SubprocessServer], database: str, nursery: trio.Nursery
 ) -> None:
+    """The reference client behind a load balancer: its node dies, it resumes on the other."""
     node_a, node_b = nodes
     user = unique_user("erin")
-    first = await open_socket(nursery, node_a, user, "on-a")
+    seqs: list[int] = []
+
+    async def record(frame: dict[str, Any]) -> None:
+        seqs.append(frame["seq"])
+
+    client = ReferenceClient(
+        ws_base(node_a),
+        static_token(token_for(user)),
+        backoff=Backoff(initial=0.05, cap=0.5),
+        connect=balanced([node_a, node_b]),
+    )
+    nursery.start_soon(client.run, record)
     async with httpx.AsyncClient(timeout=10) as http:
+        await eventually(lambda: client.connections == 1, "the client to be welcomed on node A")
         for i in range(5):
             await post_meal(http, node_b, user, f"{i} figs")
-        await eventually(got_all([first], 5), "the socket on node A to get 1..5")
+        await eventually(lambda: seqs[-1:] == [5], "the client on node A to get 1..5")
         node_a.kill()
-        await eventually(lambda: first.closed, "the socket on the killed node to close")
-        for i in range(5):  # nobody connected: stored, never dropped
+        for i in range(5):  # the client may be between nodes: stored, never dropped
             await post_meal(http, node_b, user, f"{i} plums")
-
-        async def all_stored() -> bool:
-            return len(await stored_seqs(database, user)) == 10
-
-        await eventually_async(all_stored, "the five queued notifications to be stored")
-        second = await open_socket(nursery, node_b, user, "on-b", last_seq=first.seqs[-1])
+        await eventually(lambda: client.connections == 2, "the client to reconnect to node B")
         for i in range(5):
             await post_meal(http, node_b, user, f"{i} kiwis")
-        await eventually(got_all([second], 15), "the resumed socket to get 6..15")
-    assert first.seqs == [1, 2, 3, 4, 5]
-    assert second.seqs == list(range(6, 16))
-    assert second.resumed == [{"type": "resumed", "replayed": 5, "complete": True}]
+        await eventually(lambda: seqs[-1:] == [15], "the resumed client to get 6..15")
+    await trio.sleep(0.2)
+    assert seqs == list(range(1, 16))
+    resumed = node_b.events("ws.resumed")
+    assert [(e["last_seq"], e["complete"]) for e in resumed] == [(5, True)]
     nodes.remove(node_a)  # killed on purpose: its log ends abruptly
+
+
+def ws_base(node: SubprocessServer) -> str:
+    return f"ws://127.0.0.1:{node.port}/ws/meal-logs"
+
+
+def balanced(backends: list[SubprocessServer]) -> Connector:
+    """A load balancer in miniature: each connection goes to the first node still running."""
+
+    def connect(url: str) -> AbstractAsyncContextManager[Any]:
+        alive = next(node for node in backends if node.proc.poll() is None)
+        tail = url.split("/ws/meal-logs", 1)[1]
+        return trio_websocket.open_websocket_url(ws_base(alive) + tail, connect_timeout=5)
+
+    return connect
 
 
 async def test_unreachable_database_answers_503_and_healthz_says_down(
