@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from functools import partial
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.config import Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
 from . import __version__
 from .app import Services, build_services, create_asgi_app, running
@@ -22,6 +25,8 @@ from .logconfig import get_logger
 from .realtime.connection import CLOSE_GOING_AWAY
 
 log = get_logger("fitiq_rt.server")
+
+STALLED_PEER_TIMEOUT = 30.0  # seconds unacknowledged data may wait before the kernel gives up
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
@@ -54,11 +59,13 @@ async def serve(
     async with running(services), trio.open_nursery() as nursery:
         signal_watch = trio.CancelScope()
         nursery.start_soon(_wait_for_signals, stop, signal_watch)
+        config = hypercorn_config(settings)
         binds = await nursery.start(
             partial(
-                hypercorn_serve,
-                create_asgi_app(services),
-                hypercorn_config(settings),
+                worker_serve,
+                wrap_app(create_asgi_app(services), config.wsgi_max_body_size, "asgi"),
+                config,
+                sockets=listening_sockets(config),
                 shutdown_trigger=listener_stopped.wait,
             )
         )
@@ -71,6 +78,23 @@ async def serve(
         listener_stopped.set()
         nursery.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
     log.info("server.stopped", connections_closed=closed)
+
+
+def listening_sockets(config: HypercornConfig) -> Sockets:
+    """Hypercorn's sockets, with TCP_USER_TIMEOUT set (accepted sockets inherit it on Linux).
+
+    A client that stops reading leaves Hypercorn's shielded send_all waiting for a window that
+    never opens; the kernel then aborts the connection after STALLED_PEER_TIMEOUT instead of
+    keeping it (and its task) forever.
+    """
+    sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets + sockets.secure_sockets:
+        if hasattr(socket, "TCP_USER_TIMEOUT") and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(STALLED_PEER_TIMEOUT * 1000)
+            )
+        sock.listen(config.backlog)
+    return sockets
 
 
 async def drain(services: Services, timeout: float) -> int:  # noqa: ASYNC109
