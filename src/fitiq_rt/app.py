@@ -162,9 +162,13 @@ def create_quart_app(services: Services) -> Quart:
 def create_asgi_app(services: Services) -> ASGIApp:
     quart_app = create_quart_app(services)
 
+    max_header_bytes = services.settings.max_header_bytes
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind == "websocket":
+        if kind != "lifespan" and _header_bytes(scope) > max_header_bytes:
+            await _refuse_large_headers(scope, send)
+        elif kind == "websocket":
             if scope.get("path") == "/ws/meal-logs":
                 await websocket_endpoint(scope, receive, send, services)
             else:
@@ -204,6 +208,22 @@ async def _with_access_log(
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             bytes=sent,
         )
+
+
+def _header_bytes(scope: dict[str, Any]) -> int:
+    """Hypercorn's h11 limit only covers heads that arrive in pieces; this covers whole ones."""
+    return sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
+
+
+async def _refuse_large_headers(scope: dict[str, Any], send: Any) -> None:
+    body = b'{"error":{"code":"headers_too_large","message":"request headers are too large"}}'
+    prefix = "websocket." if scope["type"] == "websocket" else ""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": f"{prefix}http.response.start", "status": 431, "headers": headers})
+    await send({"type": f"{prefix}http.response.body", "body": body})
+    access_log.info(
+        "http.request", method=scope.get("method", "GET"), path=logged_path(scope), status=431
+    )
 
 
 async def _websocket_not_found(scope: dict[str, Any], send: Any) -> None:

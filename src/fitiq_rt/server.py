@@ -37,7 +37,10 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.backlog = 2048
     config.graceful_timeout = settings.shutdown_timeout
-    config.h11_max_incomplete_size = settings.max_header_bytes
+    config.h11_max_incomplete_size = settings.max_header_bytes  # larger headers: 431
+    # Hypercorn's idle timer runs from accept until a complete request head arrives, so this
+    # bounds a slowloris client that trickles its headers (and idle keep-alive connections).
+    config.keep_alive_timeout = settings.handshake_timeout
     # Hypercorn closes frames above this itself (1009) without telling the app; keep it above
     # the app's limit so the app sees, closes and logs oversized messages in all normal cases.
     config.websocket_max_message_size = settings.max_message_bytes * 4 + 4
