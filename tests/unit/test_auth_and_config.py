@@ -26,15 +26,15 @@ def _unsigned(claims: dict) -> str:
 
 NOW = int(time.time())
 BAD_TOKENS = {
-    "alg none": _unsigned({"sub": "u", "exp": NOW + 60}),
-    "HS512": jwt.encode({"sub": "u", "exp": NOW + 60}, SECRET, algorithm="HS512"),
+    "alg none": _unsigned({"sub": "u", "exp": NOW + 86400}),
+    "HS512": jwt.encode({"sub": "u", "exp": NOW + 86400}, SECRET, algorithm="HS512"),
     "missing exp": jwt.encode({"sub": "u"}, SECRET, algorithm="HS256"),
     "string exp": jwt.encode({"sub": "u", "exp": "tomorrow"}, SECRET, algorithm="HS256"),
-    "missing sub": jwt.encode({"exp": NOW + 60}, SECRET, algorithm="HS256"),
-    "numeric sub": jwt.encode({"sub": 42, "exp": NOW + 60}, SECRET, algorithm="HS256"),
-    "empty sub": jwt.encode({"sub": "", "exp": NOW + 60}, SECRET, algorithm="HS256"),
-    "129-char sub": jwt.encode({"sub": "x" * 129, "exp": NOW + 60}, SECRET, algorithm="HS256"),
-    "bad signature": jwt.encode({"sub": "u", "exp": NOW + 60}, "t" * 40, algorithm="HS256"),
+    "missing sub": jwt.encode({"exp": NOW + 86400}, SECRET, algorithm="HS256"),
+    "numeric sub": jwt.encode({"sub": 42, "exp": NOW + 86400}, SECRET, algorithm="HS256"),
+    "empty sub": jwt.encode({"sub": "", "exp": NOW + 86400}, SECRET, algorithm="HS256"),
+    "129-char sub": jwt.encode({"sub": "x" * 129, "exp": NOW + 86400}, SECRET, algorithm="HS256"),
+    "bad signature": jwt.encode({"sub": "u", "exp": NOW + 86400}, "t" * 40, algorithm="HS256"),
     "garbage": "a.b.c",
 }
 
