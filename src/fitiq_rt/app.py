@@ -194,6 +194,14 @@ async def _with_access_log(
             status = message["status"]
         elif message["type"] == "http.response.body":
             sent += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                # Hypercorn starts the connection's keep-alive timer from inside this send, and
+                # quart-trio cancels the request's nursery as soon as the response ends: unshielded,
+                # the timer dies at once, so an idle keep-alive connection was never closed (not
+                # by keep_alive_timeout, not at shutdown, which then waited its full timeout).
+                with trio.CancelScope(shield=True):
+                    await send(message)
+                return
         await send(message)
 
     try:
