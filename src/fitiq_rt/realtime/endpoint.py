@@ -115,6 +115,7 @@ async def websocket_endpoint(
         return
     refusal = _check_handshake(scope, services)
     if isinstance(refusal, _Refusal):
+        services.metrics.ws_rejects.labels(refusal.reason).inc()
         await _refuse(scope, send, refusal, started)
         return
     identity, resume_from, client_ip = refusal
