@@ -217,8 +217,8 @@ async def test_healthy(store: Store) -> None:
 @pytest.fixture
 async def two_nodes(pg_database: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
     """Two stores on one database, as two server processes would hold them."""
-    a = PostgresStore(pg_database, lease_seconds=0.5)
-    b = PostgresStore(pg_database, lease_seconds=0.5)
+    a = PostgresStore(pg_database, lease_seconds=0.5, node_name="node-a")
+    b = PostgresStore(pg_database, lease_seconds=0.5, node_name="node-b")
     async with trio.open_nursery() as nursery:  # both migrate at once: the advisory lock decides
         nursery.start_soon(a.open)
         nursery.start_soon(b.open)
@@ -278,6 +278,28 @@ async def test_claims_are_leased_across_nodes(
     _, note = await b.finish_meal_log(meal.id, COMPLETED, 1000)
     assert note.seq == 1
     assert await a.unfinished_meal_logs() == []
+
+
+@pytest.mark.postgres
+async def test_a_restarted_node_takes_back_its_claims_at_once(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Killed mid-processing and started again: no waiting out the lease (others still wait)."""
+    a, other = two_nodes
+    mine, _ = await a.create_meal_log(new_meal(text="mine"))
+    theirs, _ = await a.create_meal_log(new_meal(text="theirs"))
+    await a.mark_processing(mine.id)
+    await other.mark_processing(theirs.id)
+    again = PostgresStore(a.url, node_name=a.node_name)  # the same node, a new process
+    await again.open()
+    try:
+        unfinished = {m.id for m in await again.unfinished_meal_logs()}
+        assert unfinished == {mine.id}  # the other node's live lease is respected
+        assert (await again.mark_processing(mine.id)) is not None
+        _, note = await again.finish_meal_log(mine.id, COMPLETED, 1000)
+        assert note.seq == 1
+    finally:
+        await again.close()
 
 
 @pytest.mark.postgres

@@ -31,10 +31,13 @@ import trio
 from psycopg_pool import ConnectionPool
 
 from ..clock import rfc3339
+from ..logconfig import get_logger
 from ..notification import Notification
 from ..realtime.history import HistoryPage
 from .model import ZERO_TOTALS, MealLog, now_stamp, stamp
 from .store import IdempotencyConflict, NewMealLog, Outcome, StoreUnavailable
+
+log = get_logger("fitiq_rt.store")
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -141,9 +144,13 @@ def _same_request(meal: MealLog, new: NewMealLog) -> MealLog:
     return meal
 
 
-def _node_id() -> str:
-    """Who holds a claim: readable in the table, unique per process start."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def default_node_name() -> str:
+    """A node's name that survives its restarts: the host and the node's data directory.
+
+    Two nodes on one host differ by data directory; the same node restarted keeps its name.
+    """
+    data_dir = os.path.abspath(os.environ.get("FITIQ_DATA_DIR", "fitiq-data"))
+    return f"{socket.gethostname()}:{data_dir}"
 
 
 def migrate(conn: Conn) -> None:
@@ -180,10 +187,14 @@ class PostgresStore:
         pool_timeout: float = 3.0,
         connect_timeout: int = 3,
         open_timeout: float = 10.0,
+        node_name: str | None = None,
     ) -> None:
         self.url = url
         self.lease_seconds = lease_seconds
-        self.node_id = _node_id()
+        # claimed_by = "<name>#<incarnation>": unique per process start, and a restarted node
+        # recognises (and releases) the claims its previous incarnation left behind.
+        self.node_name = node_name or default_node_name()
+        self.node_id = f"{self.node_name}#{uuid.uuid4().hex[:12]}"
         self._open_timeout = open_timeout
         self._pool = ConnectionPool(
             url,
@@ -211,10 +222,13 @@ class PostgresStore:
             self._pool.open(wait=True, timeout=self._open_timeout)
             with self._pool.connection() as conn:
                 migrate(conn)
+                released = _release_previous_claims(conn, self.node_name, self.node_id)
         except psycopg.OperationalError as error:
             self._pool.close()
             raise StoreUnavailable(f"PostgreSQL is unreachable: {error}") from error
         self._opened = True
+        if released:
+            log.info("store.claims_released", meal_logs=released, node=self.node_name)
 
     async def close(self) -> None:
         if self._opened:
@@ -370,6 +384,18 @@ class PostgresStore:
             )
 
         return await self._run(select)
+
+
+def _release_previous_claims(conn: Conn, node_name: str, node_id: str) -> int:
+    """Free what this node's previous incarnation held: that process is gone (we are it now),
+    so its meal logs need not wait out the lease before the recovery pass takes them."""
+    cursor = conn.execute(
+        "UPDATE meal_logs SET claimed_until = NULL "
+        "WHERE status = 'processing' AND claimed_by <> %(me)s "
+        "AND left(claimed_by, length(%(name)s) + 1) = %(name)s || '#'",
+        {"me": node_id, "name": node_name},
+    )
+    return cursor.rowcount
 
 
 def _pending_meal(new: NewMealLog) -> MealLog:

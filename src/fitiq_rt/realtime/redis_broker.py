@@ -89,7 +89,7 @@ class RedisBroker:
 
     @property
     def state(self) -> str:
-        """ "ok" while connected and subscribed, else "down" (shown by /healthz)."""
+        """Either "ok" (connected and subscribed) or "down"; /healthz shows it."""
         return "ok" if self._client is not None else "down"
 
     def _user_changed(self, user_id: str) -> None:
