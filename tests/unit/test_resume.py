@@ -161,3 +161,40 @@ async def test_a_gap_in_live_traffic_is_filled_from_history(autojump_clock: obje
         await trio.testing.wait_all_tasks_blocked()
         transport.client_close()
     assert _seqs(transport) == [1, 2, 3]
+
+
+class SlowLatest(MemoryHistory):
+    """The welcome's latest-seq read takes time, as a database read does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = trio.Event()
+        self.release = trio.Event()
+
+    async def latest_seq(self, user_id: str) -> int:
+        latest = await super().latest_seq(user_id)  # read, then the answer takes a while
+        self.reading.set()
+        await self.release.wait()
+        return latest
+
+
+async def test_live_traffic_during_the_handshake_queues_behind_the_replay(
+    autojump_clock: object,
+) -> None:
+    """Registered, welcome not yet sent, a notification arrives: it must not pass the replay."""
+    history = SlowLatest()
+    harness = Harness(history=history)
+    for _ in range(3):
+        harness.publish("u1")
+    async with trio.open_nursery() as nursery:
+        conn = harness.open("u1")
+        transport = FakeTransport()
+        nursery.start_soon(lambda: harness.run(conn, transport, resume_from=1))
+        await history.reading.wait()
+        harness.publish("u1")  # seq 4, fanned out to the registered, not yet welcomed socket
+        history.release.set()
+        await _until_resumed(transport)
+        while len(_seqs(transport)) < 3:
+            await transport.next_frame()
+        transport.client_close()
+    assert _seqs(transport) == [2, 3, 4]

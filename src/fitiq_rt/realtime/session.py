@@ -170,6 +170,10 @@ async def _serve(
     resume_from: int | None,
 ) -> None:
     config = deps.config
+    if resume_from is not None:
+        # Queued before the first await, i.e. in the same step as registry.add: a live
+        # notification fanned out meanwhile queues behind the replay, never ahead of it.
+        conn.offer(ReplayRequest(resume_from))
     await transport.accept()
     latest = await deps.history.latest_seq(conn.user_id)
     conn.sent_base = conn.sent_top = latest
@@ -179,8 +183,6 @@ async def _serve(
         )
     )
     conn.messages_out += 1
-    if resume_from is not None:
-        conn.offer(ReplayRequest(resume_from))
     async with trio.open_nursery() as nursery:
         conn.cancel_scope = nursery.cancel_scope
         if conn.end_reason is not None:  # ended (e.g. shutdown) before the scope existed
