@@ -87,6 +87,7 @@ class ReferenceClient:
     connect: Connector = _default_connector
     connections: int = 0
     welcome: dict[str, Any] | None = None
+    _replaying: bool = False
 
     def _url(self, token: str) -> str:
         query: dict[str, Any] = {"token": token}
@@ -99,9 +100,10 @@ class ReferenceClient:
         attempt = 0
         token = await self.token_source()
         while True:
+            welcomed_before = self.connections
             try:
                 async with self.connect(self._url(token)) as socket:
-                    attempt = 0 if await self._session(socket, on_notification) else attempt
+                    await self._session(socket, on_notification)
             except ConnectionRejected as rejected:
                 if rejected.status_code == 401:
                     token = await self._fresh_token(token)
@@ -115,6 +117,8 @@ class ReferenceClient:
                     token = await self._fresh_token(token)
             except (OSError, HandshakeError, trio.BrokenResourceError) as error:
                 log.debug("client.connect_failed", error=str(error)[:200])
+            if self.connections > welcomed_before:
+                attempt = 0  # a session that reached welcome was healthy: start the ladder again
             delay = self.backoff.delay(attempt, self.rng)
             attempt += 1
             await trio.sleep(delay)
@@ -125,15 +129,21 @@ class ReferenceClient:
             raise ClientStopped("the token was refused and the token source has no fresh one")
         return token
 
-    async def _session(self, socket: Socket, on_notification: NotificationHandler) -> bool:
-        """One connection: welcome, then frames until it closes. True once welcomed."""
+    async def _session(self, socket: Socket, on_notification: NotificationHandler) -> None:
+        """One connection: welcome, then frames until it closes (or a gap forces a reconnect)."""
         welcome = orjson.loads(await socket.get_message())
         if welcome.get("type") != "welcome":
             raise ConnectionClosed(None)
         self.welcome = welcome
         self.connections += 1
+        server_latest = int(welcome["last_seq"])
         if self.last_seq is None:
-            self.last_seq = int(welcome["last_seq"])
+            self.last_seq = server_latest
+            self._replaying = False
+        else:
+            if self.last_seq > server_latest:
+                self.last_seq = 0  # the store was reset: the server replays from 1
+            self._replaying = True  # we asked for a replay: ack once, at `resumed`
         ended: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._ping_every, socket, float(welcome["ping_interval"]))
@@ -144,7 +154,6 @@ class ReferenceClient:
             nursery.cancel_scope.cancel()
         if ended is not None:
             raise ended
-        return True
 
     async def _ping_every(self, socket: Socket, interval: float) -> None:
         while True:
@@ -160,6 +169,9 @@ class ReferenceClient:
             kind = frame.get("type")
             if kind == "ping":
                 await socket.send_message('{"type":"pong"}')
+            elif kind == "resumed":
+                self._replaying = False
+                await self._ack(socket)
             elif "seq" in frame and kind != "ack":
                 if await self._accept(socket, frame, on_notification) is False:
                     return  # a gap: reconnect and let the resume fill it
@@ -176,5 +188,9 @@ class ReferenceClient:
             return False
         await on_notification(frame)
         self.last_seq = seq
-        await socket.send_message(orjson.dumps({"type": "ack", "seq": seq}).decode())
+        if not self._replaying:  # one ack per replay, not one per frame: stay under the rate cap
+            await self._ack(socket)
         return True
+
+    async def _ack(self, socket: Socket) -> None:
+        await socket.send_message(orjson.dumps({"type": "ack", "seq": self.last_seq or 0}).decode())

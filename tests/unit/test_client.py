@@ -160,3 +160,32 @@ async def test_a_refused_token_with_no_fresh_one_stops_the_client() -> None:
 
 async def _ignore(frame: dict[str, Any]) -> None:
     return None
+
+
+async def test_a_reset_store_restarts_the_count_and_a_replay_acks_once(
+    autojump_clock: object,
+) -> None:
+    socket = FakeSocket(
+        [
+            {**WELCOME, "last_seq": 2},  # the server's store is younger than our memory (seq 9)
+            {"type": "meal_log.completed", "seq": 1, "data": {}},
+            {"type": "meal_log.completed", "seq": 2, "data": {}},
+            {"type": "resumed", "replayed": 2, "complete": False},
+            {"type": "meal_log.completed", "seq": 3, "data": {}},
+        ]
+    )
+
+    @asynccontextmanager
+    async def connect(url: str) -> AsyncIterator[FakeSocket]:
+        yield socket
+
+    received: list[int] = []
+
+    async def on_note(frame: dict[str, Any]) -> None:
+        received.append(frame["seq"])
+
+    client = ReferenceClient("ws://t/ws/meal-logs", static_token("t"), last_seq=9, connect=connect)
+    with trio.move_on_after(10):
+        await client.run(on_note)
+    assert received == [1, 2, 3]
+    assert [f["seq"] for _, f in socket.sent if f["type"] == "ack"] == [2, 3]
