@@ -31,6 +31,7 @@ from .observability.debug import register_debug_routes
 from .observability.metrics import Metrics
 from .realtime.broker import Broker, LocalBroker
 from .realtime.endpoint import logged_path, websocket_endpoint
+from .realtime.history import CachedHistory, History, LatestSeqCache
 from .realtime.registry import Registry
 from .realtime.session import SessionConfig, SessionDeps
 
@@ -56,12 +57,14 @@ class Services:
     draining: bool = False
 
 
-def _make_broker(settings: Settings, registry: Registry, store: Store) -> Broker:
+def _make_fanout(settings: Settings, registry: Registry, store: Store) -> tuple[Broker, History]:
+    """The broker, and the history sessions read (cached when this node is the only publisher)."""
     if settings.redis_url:
         from .realtime.redis_broker import RedisBroker
 
-        return RedisBroker(settings.redis_url, registry, store)
-    return LocalBroker(registry)
+        return RedisBroker(settings.redis_url, registry, store), store
+    cache = LatestSeqCache()
+    return LocalBroker(registry, cache), CachedHistory(store, cache)
 
 
 def build_services(
@@ -71,7 +74,7 @@ def build_services(
     metrics = Metrics()
     metrics.set_connection_gauge(lambda: registry.total)
     store = store or open_store(settings.resolved_database_url)
-    broker = _make_broker(settings, registry, store)
+    broker, history = _make_fanout(settings, registry, store)
     notifier = Notifier(store, broker, metrics, settings.history_limit)
     dispatcher = Dispatcher(
         store,
@@ -97,7 +100,7 @@ def build_services(
             history_limit=settings.history_limit,
         ),
         registry=registry,
-        history=store,
+        history=history,
         metrics=metrics,
         wall_clock=wall_time,
     )

@@ -19,6 +19,7 @@ from .config import Settings
 
 SECRET_FILE = "jwt-secret"
 MAX_SUB_LENGTH = 128
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class AuthError(Exception):
@@ -91,10 +92,26 @@ class TokenVerifier:
     audience: str | None = None
     issuer: str | None = None
     leeway: float = 0.0
+    # Phones reconnect with the same token many times; a verified token's identity is kept
+    # (its exp is still checked on every use) so the signature is not recomputed each time.
+    _verified: dict[str, Identity] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     def verify(self, token: str | None) -> Identity:
         if not token:
             raise AuthError("missing_token", "a bearer token is required")
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at + self.leeway <= time.time():
+                del self._verified[token]
+                raise AuthError("expired_token", "the token has expired")
+            return known
+        identity = self._verify_signed(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = identity
+        return identity
+
+    def _verify_signed(self, token: str) -> Identity:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

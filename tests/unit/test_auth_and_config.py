@@ -118,3 +118,14 @@ def test_defaults_match_the_contract() -> None:
     assert settings.max_messages_per_second == 20
     assert settings.redis_url is None
     assert settings.resolved_database_url.startswith("sqlite:///")
+
+
+def test_a_cached_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier(secret=SECRET)
+    token = mint_token(SECRET, "ana", ttl=60)
+    assert verifier.verify(token).user_id == "ana"
+    assert verifier.verify(token).user_id == "ana"  # served from the verified-token cache
+    monkeypatch.setattr("fitiq_rt.auth.time.time", lambda: NOW + 3600)
+    with pytest.raises(AuthError) as expired:
+        verifier.verify(token)
+    assert expired.value.reason == "expired_token"

@@ -11,6 +11,7 @@ from typing import Protocol
 import trio
 
 from ..notification import Notification
+from .history import LatestSeqCache
 from .registry import Registry
 
 
@@ -25,11 +26,16 @@ class Broker(Protocol):
 
 
 class LocalBroker:
-    def __init__(self, registry: Registry) -> None:
+    """One node: the publisher is the only writer of seqs, so it also keeps the seq cache."""
+
+    def __init__(self, registry: Registry, seq_cache: LatestSeqCache | None = None) -> None:
         self.registry = registry
+        self.seq_cache = seq_cache
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
 
     async def publish(self, note: Notification) -> int:
+        if self.seq_cache is not None:
+            self.seq_cache.raise_to(note.user_id, note.seq)  # before delivery: see CachedHistory
         return self.registry.deliver(note.user_id, note)
