@@ -64,6 +64,11 @@ def _common(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
         metavar="KEY=VALUE",
         help="extra environment for a started server (repeatable)",
     )
+    group.add_argument(
+        "--fitiq-ref",
+        metavar="REF",
+        help="run fitiq_rt from this commit's src/ (git archive) instead of the working tree",
+    )
     group.add_argument("--client-procs", type=int, default=1, help="load-generator processes")
     group.add_argument(
         "--ws-client",
@@ -72,7 +77,13 @@ def _common(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
         help="WebSocket client implementation for the load",
     )
     group.add_argument("--no-pin", action="store_true", help="do not pin server and client CPUs")
-    group.add_argument("--warmup", type=int, default=50, help="warm-up sessions before measuring")
+    group.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="churned sessions before measuring (default per scenario: churn 3000, e2e and "
+        "fanout 1000, idle 100): JIT servers (Node) need thousands to reach their speed",
+    )
     group.add_argument("--leak-timeout", type=float, default=5.0, help="seconds for registry → 0")
     group.add_argument(
         "--wait-quiet",
@@ -166,7 +177,7 @@ def _run_load(args: argparse.Namespace, record: dict[str, Any]) -> dict[str, Any
         facts = target.facts
     else:
         opts = _options(args, CpuPlan.make(pin=not args.no_pin))
-        spec = resolve_server(args.server or FITIQ)
+        spec = resolve_server(args.server or FITIQ, args.fitiq_ref)
         outcome, facts = run_on_fresh_server(
             spec, module, params, opts, _server_env(args), args.keep_server_log
         )
@@ -184,8 +195,10 @@ def _run_compare(args: argparse.Namespace, record: dict[str, Any]) -> dict[str, 
     plan = CpuPlan.make(pin=not args.no_pin)
     opts = _options(args, plan)
     record.update(load_generator=_load_generator(opts))
-    record.update(compare.run(args, opts, _server_env(args)))
+    record.update(compare.run(args, opts, _server_env(args), args.fitiq_ref))
     compare.print_table(record)
+    if args.markdown:
+        print(compare.markdown_table(record))
     return record
 
 

@@ -3,7 +3,8 @@
 Why retries: this project's 2-core machine is shared with other people's test runs. A run during
 which other processes burned ≥ 20 % of a CPU measures them as much as the server, so with
 `--retry-noisy N` such a run is discarded and repeated (fresh server) up to N times; the record
-says how many were discarded, and the last run's noise is still reported.
+says how many were discarded, and the last run's noise is still reported. Scenarios whose
+headline does not depend on CPU share (idle's RSS per socket) set NOISE_SENSITIVE = False.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def run_on_fresh_server(
             outcome = module.run(target, params, opts)
         outcome["machine_quiet_before"] = quiet
         other = outcome.get("cpu", {}).get("other_cpu_pct") or 0.0
-        if other < BUSY_MACHINE_PCT or len(discarded) >= opts.retry_noisy:
+        sensitive = getattr(module, "NOISE_SENSITIVE", True)
+        if not sensitive or other < BUSY_MACHINE_PCT or len(discarded) >= opts.retry_noisy:
             outcome["noisy_runs_discarded"] = discarded
             return outcome, target.facts
         discarded.append(other)

@@ -6,11 +6,14 @@ launcher sets them, so a named target and `--server "any command"` are started t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
 import subprocess
 import sys
+import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -82,15 +85,58 @@ def _node_versions(home: Path) -> dict[str, str]:
     return versions
 
 
-def fitiq_spec() -> ServerSpec:
+def export_source(ref: str) -> tuple[str, Path]:
+    """`src/` of a commit, extracted once under the temp dir: (commit, path to put on PYTHONPATH).
+
+    Why: other engineers edit this tree while a long compare runs; benchmarking a commit keeps
+    the numbers tied to one known version of the server. Read-only for the repository.
+    """
+    done = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise TargetUnavailable(f"--fitiq-ref {ref!r} is not a commit: {done.stderr.strip()}")
+    commit = done.stdout.strip()
+    root = Path(tempfile.gettempdir()) / "fitiq-bench-src" / commit
+    if not (root / "src" / "fitiq_rt").is_dir():
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit, "src"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{commit[:12]}-", dir=root.parent))
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(staging, filter="data")
+        try:
+            staging.rename(root)
+        except OSError:  # another run extracted it meanwhile
+            pass
+    return commit, root / "src"
+
+
+def fitiq_spec(ref: str | None = None) -> ServerSpec:
+    """fitiq_rt from the working tree, or from commit `ref` (see export_source)."""
+    env = {"FITIQ_LOG_FORMAT": "json"}
+    versions = {
+        name: _dist_version(name)
+        for name in ("fitiq_rt", "hypercorn", "quart", "quart-trio", "trio", "wsproto", "h11")
+    }
+    if ref:
+        commit, source = export_source(ref)
+        env["PYTHONPATH"] = str(source)
+        versions["fitiq_rt_commit"] = commit
+    else:
+        versions["fitiq_rt_source"] = "working tree"
     return ServerSpec(
         name=FITIQ,
         argv=[sys.executable, "-m", "fitiq_rt.cli", "serve"],
-        env={"FITIQ_LOG_FORMAT": "json"},
-        versions={
-            name: _dist_version(name)
-            for name in ("fitiq_rt", "hypercorn", "quart", "quart-trio", "trio", "wsproto", "h11")
-        },
+        env=env,
+        versions=versions,
         needs_data_dir=True,
     )
 
@@ -115,10 +161,10 @@ def peer_spec(name: str) -> ServerSpec:
     return ServerSpec(name, [str(python), str(app)], versions=_pinned(wanted))
 
 
-def resolve_server(server: str) -> ServerSpec:
+def resolve_server(server: str, fitiq_ref: str | None = None) -> ServerSpec:
     """A named target, or any command line (it must read FITIQ_PORT and FITIQ_JWT_SECRET)."""
     if server == FITIQ:
-        return fitiq_spec()
+        return fitiq_spec(fitiq_ref)
     if server in PEERS:
         return peer_spec(server)
     argv = shlex.split(server)

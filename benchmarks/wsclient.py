@@ -268,7 +268,10 @@ class LeanWs:
         while True:
             fin, opcode, payload = await self._frame()
             if opcode == OP_PING:
-                await self._stream.send_all(encode_frame(OP_PONG, payload))
+                try:
+                    await self._stream.send_all(encode_frame(OP_PONG, payload))
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    raise WsClosed(1006) from None
             elif opcode == OP_CLOSE:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                 self._closed_code = code

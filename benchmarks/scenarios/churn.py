@@ -36,6 +36,7 @@ from .common import (
 )
 
 NAME = "churn"
+WARMUP = 3000
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ async def worker(ctx: WorkerContext) -> dict[str, Any]:
 
 def sessions_only(target: Target, opts: RunOptions, sessions: int) -> None:
     """Run `sessions` churned sessions without measuring (the warm-up)."""
-    params = ChurnParams(sessions=sessions, in_flight=min(10, sessions), users=sessions)
+    params = ChurnParams(sessions=sessions, in_flight=min(50, sessions), users=1000)
     payload = {"params": params, "wire": Wire.of(target, opts)}
     with ClientPool(worker, payload, 1, opts.plan.client) as pool:
         pool.go(RUN)
@@ -125,7 +126,7 @@ def sessions_only(target: Target, opts: RunOptions, sessions: int) -> None:
 
 
 def run(target: Target, params: ChurnParams, opts: RunOptions) -> dict[str, Any]:
-    warm_up(target, opts)
+    warm_up(target, opts, WARMUP)
     rss_before = server_rss(target)
     payload = {"params": params, "wire": Wire.of(target, opts)}
     with ClientPool(worker, payload, opts.procs, opts.plan.client) as pool:

@@ -24,6 +24,7 @@ from . import churn, e2e, idle
 from .common import BUSY_MACHINE_PCT, RunOptions
 
 NAME = "compare"
+SCENARIOS = {"churn": churn, "idle": idle, "e2e": e2e}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per pair; medians reported")
     parser.add_argument(
         "--scenarios", default="churn,idle,e2e", help="which of churn,idle,e2e to run"
+    )
+    parser.add_argument(
+        "--markdown", action="store_true", help="also print the table as Markdown (README)"
     )
     churn.add_arguments(parser, "churn-")
     idle.add_arguments(parser, "idle-")
@@ -66,9 +70,14 @@ def _median(values: list[float | None]) -> float | None:
     return round(statistics.median(present), 2) if present else None
 
 
-def run(args: argparse.Namespace, opts: RunOptions, server_env: dict[str, str]) -> dict[str, Any]:
+def run(
+    args: argparse.Namespace,
+    opts: RunOptions,
+    server_env: dict[str, str],
+    fitiq_ref: str | None = None,
+) -> dict[str, Any]:
     wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
-    scenarios = {"churn": churn, "idle": idle, "e2e": e2e}
+    scenarios = SCENARIOS
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     params = {
         "churn": churn.params_from(args, "churn-"),
@@ -78,7 +87,7 @@ def run(args: argparse.Namespace, opts: RunOptions, server_env: dict[str, str]) 
     specs, skipped = {}, {}
     for name in wanted:
         try:
-            specs[name] = resolve_server(name)
+            specs[name] = resolve_server(name, fitiq_ref)
         except TargetUnavailable as error:
             skipped[name] = str(error)
             print(f"compare: skipping {name}: {error}", file=sys.stderr)
@@ -172,12 +181,37 @@ def print_table(record: dict[str, Any]) -> None:
     print_warnings(out, record["warnings"])
 
 
+def markdown_table(record: dict[str, Any]) -> str:
+    """The summary as a Markdown table, for benchmarks/README.md."""
+    targets = record["parameters"]["targets"]
+    peers = [t for t in targets if t != FITIQ] if FITIQ in targets else []
+    lower = {label: low for _, label, _, low in METRICS}
+    scenario_of = {label: scenario for scenario, label, _, _ in METRICS}
+    head = [
+        "",
+        *(SHORT.get(t, t) for t in targets),
+        *(f"fitiq_rt ÷ {SHORT.get(p, p)}" for p in peers),
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, values in record["summary"].items():
+        cells = [
+            _fmt(values.get(t)) + _marks(record["runs"], scenario_of[label], t) for t in targets
+        ]
+        ratios = record["ratios_fitiq_over_peer"].get(label, {})
+        cells += [_fmt(ratios.get(p), suffix="×") for p in peers]
+        lines.append(f"| {label} {'↓' if lower[label] else '↑'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _marks(runs: list[dict[str, Any]], scenario: str, target: str) -> str:
     mine = [r for r in runs if r["scenario"] == scenario and r["target"] == target]
     marks = ""
     if any(r.get("client", {}).get("saturated") for r in mine):
         marks += "†"
-    if any((r.get("cpu", {}).get("other_cpu_pct") or 0) >= BUSY_MACHINE_PCT for r in mine):
+    sensitive = getattr(SCENARIOS[scenario], "NOISE_SENSITIVE", True)
+    if sensitive and any(
+        (r.get("cpu", {}).get("other_cpu_pct") or 0) >= BUSY_MACHINE_PCT for r in mine
+    ):
         marks += "‡"
     return marks
 

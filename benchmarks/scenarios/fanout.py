@@ -26,6 +26,7 @@ from .common import RunOptions, Wire, error_kind, finish, merge_counts, server_r
 from .e2e import POST_PATH, open_sockets
 
 NAME = "fanout"
+WARMUP = 1000
 FAN_USER = 0  # user index of the many-socket user; background users are 1..N
 
 
@@ -168,7 +169,7 @@ async def _post_all(
 
 
 def run(target: Target, params: FanoutParams, opts: RunOptions) -> dict[str, Any]:
-    warm_up(target, opts)
+    warm_up(target, opts, WARMUP)
     rss_before = server_rss(target)
     payload = {"params": params, "wire": Wire.of(target, opts)}
     with ClientPool(worker, payload, opts.procs, opts.plan.client) as pool:

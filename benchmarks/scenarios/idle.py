@@ -35,6 +35,8 @@ from .common import (
 )
 
 NAME = "idle"
+WARMUP = 100  # RSS is the measure: a long churn first would only pad the baseline heap
+NOISE_SENSITIVE = False  # RSS per socket does not depend on the CPU share the server got
 DROPPED = 2  # counter slot
 
 
@@ -130,7 +132,7 @@ def _server_count(target: Target) -> int | None:
 
 
 def run(target: Target, params: IdleParams, opts: RunOptions) -> dict[str, Any]:
-    warm_up(target, opts)
+    warm_up(target, opts, WARMUP)
     time.sleep(0.5)
     rss_before = server_rss(target)
     payload = {"params": params, "wire": Wire.of(target, opts)}
