@@ -46,7 +46,7 @@ class Connection:
     # Seqs this connection has covered form the range (sent_base, sent_top].
     sent_base: int = 0
     sent_top: int = 0
-    cancel_scope: trio.CancelScope | None = None
+    scopes: list[trio.CancelScope] = attrs.field(factory=list)  # one per session task
     end_reason: str | None = None
     end_code: int | None = None
     peer_closed: bool = False
@@ -92,8 +92,16 @@ class Connection:
             return
         self.end_reason = reason
         self.end_code = code
-        if self.cancel_scope is not None:
-            self.cancel_scope.cancel()
+        for scope in self.scopes:
+            scope.cancel()
+
+    def task_scope(self) -> trio.CancelScope:
+        """A cancel scope for one of the session's tasks; `end()` cancels them all."""
+        scope = trio.CancelScope()
+        if self.end_reason is not None:
+            scope.cancel()
+        self.scopes.append(scope)
+        return scope
 
     @property
     def queued(self) -> int:

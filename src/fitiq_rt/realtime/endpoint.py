@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-import trio
 
 from ..auth import AuthError, bearer_from_headers, select_token
 from ..logconfig import get_logger, redact_text
@@ -31,33 +30,14 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class AsgiTransport:
-    """The session's Transport over ASGI websocket events.
+    """The session's Transport over ASGI websocket events."""
 
-    Hypercorn writes to the TCP stream inside a shielded cancel scope, so an ASGI send to a
-    client that stopped reading cannot be cancelled. Sends therefore go through `pump`, a task
-    outside the session's nursery: the session's writer only hands frames over (cancellable),
-    a stalled socket can still be closed as a slow consumer, and the session logs out at once.
-    The kernel's TCP_USER_TIMEOUT (server.py) later frees the stuck pump.
-    """
-
-    __slots__ = ("_close_code", "_on_accept", "_outbox", "_outbox_send", "_receive", "_send")
+    __slots__ = ("_on_accept", "_receive", "_send")
 
     def __init__(self, receive: Receive, send: Send, on_accept: Callable[[], None]) -> None:
         self._receive = receive
         self._send = send
         self._on_accept = on_accept
-        self._outbox_send, self._outbox = trio.open_memory_channel[dict[str, Any]](0)
-        self._close_code: int | None = None
-
-    async def pump(self) -> None:
-        """Forward frames in order; the close frame goes last, once everything before it left."""
-        async for message in self._outbox:
-            await self._send(message)
-        if self._close_code is not None:
-            await self._send({"type": "websocket.close", "code": self._close_code})
-
-    def finish(self) -> None:
-        self._outbox_send.close()
 
     async def accept(self) -> None:
         await self._send({"type": "websocket.accept"})
@@ -76,11 +56,10 @@ class AsgiTransport:
                 raise PeerClosed(int(event.get("code", 1005)))
 
     async def send(self, text: str) -> None:
-        await self._outbox_send.send({"type": "websocket.send", "text": text})
+        await self._send({"type": "websocket.send", "text": text})
 
     async def close(self, code: int) -> None:
-        self._close_code = code
-        self._outbox_send.close()
+        await self._send({"type": "websocket.close", "code": code})
 
 
 def _query(scope: dict[str, Any]) -> dict[str, str]:
@@ -138,18 +117,14 @@ async def websocket_endpoint(
         queue_size=settings.send_queue,
         wall_now=time.time(),
     )
-    transport = AsgiTransport(receive, send, on_accept)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(transport.pump)
-        # No await between the cap checks above and the registry.add inside run_session.
-        await run_session(
-            conn,
-            transport,
-            services.session_deps,
-            expires_at=identity.expires_at,
-            resume_from=resume_from,
-        )
-        transport.finish()
+    # No await between the cap checks above and the registry.add inside run_session.
+    await run_session(
+        conn,
+        AsgiTransport(receive, send, on_accept),
+        services.session_deps,
+        expires_at=identity.expires_at,
+        resume_from=resume_from,
+    )
 
 
 class _Refusal:

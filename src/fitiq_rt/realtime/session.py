@@ -9,8 +9,8 @@ removes exactly this connection from the registry and logs exactly one `ws.disco
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -99,7 +99,13 @@ async def run_session(
     expires_at: float,
     resume_from: int | None = None,
 ) -> None:
-    """Serve one accepted socket until something ends it; never raises but for cancellation."""
+    """Serve one socket until something ends it; never raises but for cancellation.
+
+    The reader runs inline, the writer and the timer task beside it. Registry removal and the
+    disconnect log happen as soon as the reader stops, without waiting for the writer: Hypercorn
+    writes inside a shielded scope, so a writer stuck on a client that stopped reading cannot
+    be cancelled, and the session must not wait for it to log out (TCP_USER_TIMEOUT frees it).
+    """
     registry = deps.registry
     registry.add(conn)
     deps.metrics.ws_connects.inc()
@@ -110,89 +116,65 @@ async def run_session(
         user_connections=registry.count_for_user(conn.user_id),
         total_connections=registry.total,
     )
-    try:
-        await _serve(conn, transport, deps, expires_at, resume_from)
-    except BaseException as exc:
-        _record_unexpected_end(conn, exc)
-        if not isinstance(exc, Exception):
-            raise  # cancellation and KeyboardInterrupt keep propagating
-    finally:
-        registry.remove(conn)
-        conn.send_channel.close()
-        if not conn.peer_closed:
-            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE_SECONDS):
-                try:
-                    await transport.close(conn.end_code or CLOSE_INTERNAL_ERROR)
-                except Exception:  # the socket may already be gone; the log line still follows
-                    pass
-        duration = trio.current_time() - conn.started
-        reason = conn.end_reason or "error"
-        deps.metrics.ws_disconnects.labels(reason).inc()
-        deps.metrics.ws_session_seconds.observe(duration)
-        log.info(
-            "ws.disconnected",
+    if resume_from is not None:
+        # Queued in the same step as registry.add: a live notification fanned out meanwhile
+        # queues behind the replay, never ahead of it (the writer sends the welcome first).
+        conn.offer(ReplayRequest(resume_from))
+    config = deps.config
+    token_deadline = trio.current_time() + (expires_at - deps.wall_clock())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_writer, conn, transport, deps)
+        nursery.start_soon(
+            _guarded, conn, _timers(conn, config.ping_interval, config.idle_timeout, token_deadline)
+        )
+        try:
+            await _guarded(conn, _reader(conn, transport, deps))
+        finally:
+            if conn.end_reason is None:  # cancelled from outside: the server is going away
+                conn.end("server_shutdown", CLOSE_GOING_AWAY)
+            _log_out(conn, deps)
+
+
+async def _guarded(conn: Connection, work: Coroutine[Any, Any, None]) -> None:
+    """Run one session task in its own cancel scope; an error ends the session, not the server."""
+    with conn.task_scope():
+        try:
+            await work
+        except Exception as exc:
+            _record_error(conn, exc)
+
+
+def _record_error(conn: Connection, exc: BaseException) -> None:
+    if conn.end_reason is None:
+        log.error(
+            "ws.session_error",
             user_id=conn.user_id,
             connection_id=conn.connection_id,
-            reason=reason,
-            code=conn.end_code,
-            duration_seconds=round(duration, 3),
-            user_connections=registry.count_for_user(conn.user_id),
-            total_connections=registry.total,
+            error=repr(exc)[:500],
+            exc_info=exc,
         )
-
-
-def _record_unexpected_end(conn: Connection, exc: BaseException) -> None:
-    """Name the reason when the session did not end through `conn.end()`."""
-    if conn.end_reason is not None:
-        return
-    if _only_cancellation(exc):
-        conn.end("server_shutdown", CLOSE_GOING_AWAY)
-        return
     conn.end("error", CLOSE_INTERNAL_ERROR)
-    log.error(
-        "ws.session_error",
+
+
+def _log_out(conn: Connection, deps: SessionDeps) -> None:
+    """Leave the registry (by connection id) and log the one `ws.disconnected`."""
+    registry = deps.registry
+    registry.remove(conn)
+    conn.send_channel.close()
+    duration = trio.current_time() - conn.started
+    reason = conn.end_reason or "error"
+    deps.metrics.ws_disconnects.labels(reason).inc()
+    deps.metrics.ws_session_seconds.observe(duration)
+    log.info(
+        "ws.disconnected",
         user_id=conn.user_id,
         connection_id=conn.connection_id,
-        error=repr(exc)[:500],
-        exc_info=exc,
+        reason=reason,
+        code=conn.end_code,
+        duration_seconds=round(duration, 3),
+        user_connections=registry.count_for_user(conn.user_id),
+        total_connections=registry.total,
     )
-
-
-def _only_cancellation(exc: BaseException) -> bool:
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancellation(e) for e in exc.exceptions)
-    return isinstance(exc, trio.Cancelled | KeyboardInterrupt)
-
-
-async def _serve(
-    conn: Connection,
-    transport: Transport,
-    deps: SessionDeps,
-    expires_at: float,
-    resume_from: int | None,
-) -> None:
-    config = deps.config
-    if resume_from is not None:
-        # Queued before the first await, i.e. in the same step as registry.add: a live
-        # notification fanned out meanwhile queues behind the replay, never ahead of it.
-        conn.offer(ReplayRequest(resume_from))
-    await transport.accept()
-    latest = await deps.history.latest_seq(conn.user_id)
-    conn.sent_base = conn.sent_top = latest
-    await transport.send(
-        welcome_frame(
-            conn.connection_id, conn.user_id, config.ping_interval, config.idle_timeout, latest
-        )
-    )
-    conn.messages_out += 1
-    async with trio.open_nursery() as nursery:
-        conn.cancel_scope = nursery.cancel_scope
-        if conn.end_reason is not None:  # ended (e.g. shutdown) before the scope existed
-            nursery.cancel_scope.cancel()
-        nursery.start_soon(_reader, conn, transport, deps)
-        nursery.start_soon(_writer, conn, transport, deps)
-        token_deadline = trio.current_time() + (expires_at - deps.wall_clock())
-        nursery.start_soon(_timers, conn, config.ping_interval, config.idle_timeout, token_deadline)
 
 
 async def _reader(conn: Connection, transport: Transport, deps: SessionDeps) -> None:
@@ -244,7 +226,32 @@ def _handle_message(conn: Connection, text: str) -> None:
 
 
 async def _writer(conn: Connection, transport: Transport, deps: SessionDeps) -> None:
-    """The only task that sends: frames leave in queue order, notifications in seq order."""
+    """The only task that sends: the 101, the welcome, then frames in queue order; the close
+    frame last, once the session has ended."""
+    try:
+        await _guarded(conn, _write_frames(conn, transport, deps))
+    finally:
+        if not conn.peer_closed:
+            # No end code yet means the whole server is being cancelled: going away (1001).
+            code = conn.end_code or CLOSE_GOING_AWAY
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE_SECONDS):
+                try:
+                    await transport.close(code)
+                except Exception:  # the socket may already be gone
+                    pass
+
+
+async def _write_frames(conn: Connection, transport: Transport, deps: SessionDeps) -> None:
+    config = deps.config
+    await transport.accept()
+    latest = await deps.history.latest_seq(conn.user_id)  # read after registry.add: no gap
+    conn.sent_base = conn.sent_top = latest
+    await transport.send(
+        welcome_frame(
+            conn.connection_id, conn.user_id, config.ping_interval, config.idle_timeout, latest
+        )
+    )
+    conn.messages_out += 1
     async for item in conn.receive_channel:
         if isinstance(item, str):
             await transport.send(item)
