@@ -1,7 +1,9 @@
 """Real servers for tests: in-process Hypercorn on a free port, or a `fitiq-rt serve` subprocess.
 
-Both are the production code path (Hypercorn, the ASGI app, the SQLite file); only the port and
-data directory are the test's.
+Both are the production code path (Hypercorn, the ASGI app, the store); only the port, the data
+directory and the database are the test's. `database_url=None` is the default SQLite file in the
+data directory; a `postgresql://` URL (from `fresh_database()`, or the `store_backend` fixture in
+tests/conftest.py) becomes FITIQ_DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
 import orjson
+import psycopg
 import trio
 
 from fitiq_rt.app import Services, build_services
@@ -26,15 +31,43 @@ from fitiq_rt.server import serve
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "FITIQ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
-def make_settings(data_dir: Path, **overrides: str) -> Settings:
+def postgres_url(name: str) -> str:
+    """The URL of database `name` on the test PostgreSQL server."""
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """Create `fitiq_test_<random>`, yield its URL, drop it. Raises when PostgreSQL is down.
+
+    From `template0` (measured here, create + drop in turn: 180-300 ms, against ~360 ms from the
+    default template1); empty, so the store's migrations create the schema, as in production.
+    `WITH (FORCE)` drops it even while a killed server's connection lingers.
+    """
+    name = f"fitiq_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        yield postgres_url(name)
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(data_dir: Path, database_url: str | None = None, **overrides: str) -> Settings:
     env = {
         "FITIQ_PORT": "0",
         "FITIQ_DATA_DIR": str(data_dir),
         "FITIQ_JWT_SECRET": SECRET,
         "FITIQ_LOG_FORMAT": "json",
     }
+    if database_url is not None:
+        env["FITIQ_DATABASE_URL"] = database_url
     env.update(overrides)
     return load_settings(env)
 
@@ -62,9 +95,14 @@ class InProcessServer:
 
 
 async def start_in_process(
-    nursery: trio.Nursery, data_dir: Path, processor: Any = None, **overrides: str
+    nursery: trio.Nursery,
+    data_dir: Path,
+    processor: Any = None,
+    *,
+    database_url: str | None = None,
+    **overrides: str,
 ) -> InProcessServer:
-    settings = make_settings(data_dir, **overrides)
+    settings = make_settings(data_dir, database_url, **overrides)
     services = build_services(settings, processor=processor)
     stop = trio.Event()
 
@@ -78,10 +116,19 @@ async def start_in_process(
 class SubprocessServer:
     """`fitiq-rt serve` in its own process; stderr is collected line by line as JSON."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        port: int = 0,
+        *,
+        database_url: str | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        inherited = {k: v for k, v in os.environ.items() if k != "FITIQ_DATABASE_URL"}
         self.env = {
-            **os.environ,
+            **inherited,  # not the shell's FITIQ_DATABASE_URL: the test picks the database
+            **({"FITIQ_DATABASE_URL": database_url} if database_url is not None else {}),
             "FITIQ_PORT": str(port),
             "FITIQ_DATA_DIR": str(data_dir),
             "FITIQ_JWT_SECRET": SECRET,
@@ -156,8 +203,10 @@ class SubprocessServer:
         raise AssertionError(f"{count} x {name} not logged within {timeout}s")
 
 
-def running_subprocess(data_dir: Path, **env: str) -> Iterator[SubprocessServer]:
-    server = SubprocessServer(data_dir, env)
+def running_subprocess(
+    data_dir: Path, database_url: str | None = None, **env: str
+) -> Iterator[SubprocessServer]:
+    server = SubprocessServer(data_dir, env, database_url=database_url)
     try:
         yield server
     finally:

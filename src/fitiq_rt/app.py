@@ -73,7 +73,7 @@ def build_services(
     registry = Registry()
     metrics = Metrics()
     metrics.set_connection_gauge(lambda: registry.total)
-    store = store or open_store(settings.resolved_database_url)
+    store = store or open_store(settings.resolved_database_url, data_dir=settings.data_dir)
     broker, history = _make_fanout(settings, registry, store)
     notifier = Notifier(store, broker, metrics, settings.history_limit)
     dispatcher = Dispatcher(

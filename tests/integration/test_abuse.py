@@ -13,8 +13,12 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_
 from tests.servers import start_in_process, token_for
 
 
-async def test_process_socket_cap_answers_503(nursery: trio.Nursery, data_dir: Path) -> None:
-    server = await start_in_process(nursery, data_dir, FITIQ_MAX_CONNECTIONS="2")
+async def test_process_socket_cap_answers_503(
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
+) -> None:
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, FITIQ_MAX_CONNECTIONS="2"
+    )
     async with (
         open_websocket_url(server.ws_url(token_for("a"))) as first,
         open_websocket_url(server.ws_url(token_for("b"))) as second,
@@ -28,8 +32,12 @@ async def test_process_socket_cap_answers_503(nursery: trio.Nursery, data_dir: P
     assert orjson.loads(refused.value.body)["error"]["code"] == "unavailable"
 
 
-async def test_per_address_cap_answers_429(nursery: trio.Nursery, data_dir: Path) -> None:
-    server = await start_in_process(nursery, data_dir, FITIQ_MAX_CONNECTIONS_PER_IP="1")
+async def test_per_address_cap_answers_429(
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
+) -> None:
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, FITIQ_MAX_CONNECTIONS_PER_IP="1"
+    )
     async with open_websocket_url(server.ws_url(token_for("a"))) as first:
         await first.get_message()
         with pytest.raises(ConnectionRejected) as refused:
@@ -38,8 +46,12 @@ async def test_per_address_cap_answers_429(nursery: trio.Nursery, data_dir: Path
     assert refused.value.status_code == 429
 
 
-async def test_inbound_flood_is_closed_1008(nursery: trio.Nursery, data_dir: Path) -> None:
-    server = await start_in_process(nursery, data_dir, FITIQ_MAX_MESSAGES_PER_SECOND="5")
+async def test_inbound_flood_is_closed_1008(
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
+) -> None:
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, FITIQ_MAX_MESSAGES_PER_SECOND="5"
+    )
     async with open_websocket_url(server.ws_url(token_for("a"))) as ws:
         await ws.get_message()
         with pytest.raises(ConnectionClosed) as closed, trio.fail_after(10):
@@ -52,9 +64,9 @@ async def test_inbound_flood_is_closed_1008(nursery: trio.Nursery, data_dir: Pat
 
 
 async def test_query_and_header_tokens_that_disagree_get_401(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
-    server = await start_in_process(nursery, data_dir)
+    server = await start_in_process(nursery, data_dir, database_url=store_backend)
     with pytest.raises(ConnectionRejected) as refused:
         async with open_websocket_url(
             server.ws_url(token_for("a")),
@@ -69,9 +81,11 @@ async def test_query_and_header_tokens_that_disagree_get_401(
 
 
 async def test_slowloris_handshake_is_dropped_and_honest_clients_still_connect(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
-    server = await start_in_process(nursery, data_dir, FITIQ_HANDSHAKE_TIMEOUT="1")
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, FITIQ_HANDSHAKE_TIMEOUT="1"
+    )
     slow = await trio.open_tcp_stream("127.0.0.1", server.port)
     started = time.monotonic()
     await slow.send_all(b"GET /ws/meal-logs HTTP/1.1\r\nHost: x\r\n")
@@ -92,8 +106,12 @@ async def test_slowloris_handshake_is_dropped_and_honest_clients_still_connect(
         await stream.aclose()
 
 
-async def test_oversized_request_headers_are_refused(nursery: trio.Nursery, data_dir: Path) -> None:
-    server = await start_in_process(nursery, data_dir, FITIQ_MAX_HEADER_BYTES="4096")
+async def test_oversized_request_headers_are_refused(
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
+) -> None:
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, FITIQ_MAX_HEADER_BYTES="4096"
+    )
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
     await stream.send_all(
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n"

@@ -37,9 +37,9 @@ async def _frames_until_resumed(ws: Any) -> tuple[list[dict[str, Any]], dict[str
 
 
 async def test_offline_user_reconnects_with_last_seq_0_and_gets_1_to_5(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
-    server = await start_in_process(nursery, data_dir)
+    server = await start_in_process(nursery, data_dir, database_url=store_backend)
     async with httpx.AsyncClient() as http:
         for n in range(5):
             response = await http.post(
@@ -61,9 +61,11 @@ async def test_offline_user_reconnects_with_last_seq_0_and_gets_1_to_5(
 
 
 async def test_per_user_cap_refuses_with_429_then_admits_after_a_close(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
-    server = await start_in_process(nursery, data_dir, FITIQ_MAX_CONNECTIONS_PER_USER="2")
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, FITIQ_MAX_CONNECTIONS_PER_USER="2"
+    )
     url = server.ws_url(token_for("ana"))
     async with open_websocket_url(url) as first:
         await first.get_message()
@@ -95,9 +97,11 @@ async def _stalled_socket(nursery: trio.Nursery, port: int, token: str) -> Any:
 
 
 async def test_slow_consumer_is_closed_4029_while_the_other_socket_gets_everything(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
-    server = await start_in_process(nursery, data_dir, FITIQ_SEND_QUEUE="4")
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, FITIQ_SEND_QUEUE="4"
+    )
     token = token_for("ana")
     stalled = await _stalled_socket(nursery, server.port, token)
     meal = "2 eggs, " * 249 + "toast"  # a large notification: fills the stalled buffers fast
@@ -144,10 +148,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_reference_client_sees_every_seq_once_across_a_server_restart(data_dir: Path) -> None:
+def test_reference_client_sees_every_seq_once_across_a_server_restart(
+    data_dir: Path, store_backend: str | None
+) -> None:
     port = _free_port()
     total = 30
-    server = SubprocessServer(data_dir, port=port)
+    server = SubprocessServer(data_dir, port=port, database_url=store_backend)
     seen: list[int] = []
     stats: dict[str, Any] = {}
 
@@ -172,7 +178,9 @@ def test_reference_client_sees_every_seq_once_across_a_server_restart(data_dir: 
                     if n == total // 2:
                         server.kill()  # SIGKILL mid-stream, then a new process, same port
                         server = await trio.to_thread.run_sync(
-                            lambda: SubprocessServer(data_dir, port=port)
+                            lambda: SubprocessServer(
+                                data_dir, port=port, database_url=store_backend
+                            )
                         )
                     response = await http.post(
                         f"http://127.0.0.1:{port}/api/v1/meal-logs/natural",

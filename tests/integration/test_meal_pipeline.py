@@ -28,9 +28,9 @@ async def next_of(ws: WebSocketConnection, kind: str) -> dict[str, Any]:
 
 
 async def test_meal_reaches_both_sockets_of_the_user_and_nobody_else(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
-    server = await start_in_process(nursery, data_dir)
+    server = await start_in_process(nursery, data_dir, database_url=store_backend)
     async with (
         open_websocket_url(server.ws_url(token_for("ana"))) as phone,
         open_websocket_url(server.ws_url(token_for("ana"))) as ipad,
@@ -84,9 +84,9 @@ async def test_meal_reaches_both_sockets_of_the_user_and_nobody_else(
 
 
 async def test_idempotency_key_returns_the_same_meal_log(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
-    server = await start_in_process(nursery, data_dir)
+    server = await start_in_process(nursery, data_dir, database_url=store_backend)
     url = server.url("/api/v1/meal-logs/natural")
     payload = {"raw_input": "a banana"}
     async with httpx.AsyncClient() as http:
@@ -116,11 +116,13 @@ async def test_idempotency_key_returns_the_same_meal_log(
 
 
 async def test_processor_error_marks_failed_and_the_worker_lives_on(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
     from tests.processors import ExplodingProcessor
 
-    server = await start_in_process(nursery, data_dir, processor=ExplodingProcessor())
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, processor=ExplodingProcessor()
+    )
     async with (
         open_websocket_url(server.ws_url(token_for("ana"))) as ws,
         httpx.AsyncClient() as http,
@@ -139,9 +141,12 @@ async def test_processor_error_marks_failed_and_the_worker_lives_on(
 
 def test_killed_server_leaves_work_that_the_next_one_finishes_with_next_seqs(
     data_dir: Path,
+    store_backend: str | None,
 ) -> None:
     """SIGKILL with meal logs mid-processing; a new process completes them, seqs 3..5."""
-    first = SubprocessServer(data_dir, {"FITIQ_PROCESSOR": "tests.processors:holding"})
+    first = SubprocessServer(
+        data_dir, {"FITIQ_PROCESSOR": "tests.processors:holding"}, database_url=store_backend
+    )
     held: list[str] = []
     try:
         with httpx.Client() as http:
@@ -163,7 +168,7 @@ def test_killed_server_leaves_work_that_the_next_one_finishes_with_next_seqs(
     finally:
         first.kill()
 
-    second = SubprocessServer(data_dir)
+    second = SubprocessServer(data_dir, database_url=store_backend)
     try:
         second.wait_for_event("notification.queued", count=3)
 

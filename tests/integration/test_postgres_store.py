@@ -7,11 +7,9 @@ hide a broken scale-out path.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,10 +21,7 @@ import trio
 from fitiq_rt.meals.postgres_store import PostgresStore
 from fitiq_rt.meals.sqlite_store import SqliteStore
 from fitiq_rt.meals.store import IdempotencyConflict, NewMealLog, Outcome, Store, StoreUnavailable
-
-ADMIN_URL = os.environ.get(
-    "FITIQ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+from tests.servers import fresh_database  # shared with the server tests (tests/conftest.py)
 
 COMPLETED = Outcome(
     status="completed",
@@ -40,23 +35,6 @@ FAILED = Outcome(
     totals={"calories": 0, "protein_g": 0, "carbs_g": 0, "fat_g": 0},
     error="processor error: boom",
 )
-
-
-def database_url(name: str) -> str:
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    """Create `fitiq_test_<random>`, yield its URL, drop it. Raises when PostgreSQL is down."""
-    name = f"fitiq_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield database_url(name)
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -190,8 +190,10 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
 
 
 @pytest.fixture
-async def server(nursery: trio.Nursery, data_dir: Path) -> InProcessServer:
-    return await start_in_process(nursery, data_dir)
+async def server(
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
+) -> InProcessServer:
+    return await start_in_process(nursery, data_dir, database_url=store_backend)
 
 
 @pytest.mark.parametrize(

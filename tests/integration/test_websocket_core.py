@@ -30,9 +30,9 @@ async def _json(ws: object) -> dict:
     ids=["missing", "invalid", "expired"],
 )
 async def test_bad_tokens_get_a_real_401_before_any_upgrade(
-    nursery: trio.Nursery, data_dir: Path, query: str, reason: str
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None, query: str, reason: str
 ) -> None:
-    server = await start_in_process(nursery, data_dir)
+    server = await start_in_process(nursery, data_dir, database_url=store_backend)
     url = f"ws://127.0.0.1:{server.port}/ws/meal-logs{query}"
     with pytest.raises(ConnectionRejected) as rejected:
         async with open_websocket_url(url):
@@ -45,8 +45,10 @@ async def test_bad_tokens_get_a_real_401_before_any_upgrade(
     del reason  # the reason is asserted in the subprocess log test
 
 
-async def test_welcome_ping_pong_and_error_frames(nursery: trio.Nursery, data_dir: Path) -> None:
-    server = await start_in_process(nursery, data_dir)
+async def test_welcome_ping_pong_and_error_frames(
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
+) -> None:
+    server = await start_in_process(nursery, data_dir, database_url=store_backend)
     async with open_websocket_url(server.ws_url(token_for("alice"))) as ws:
         welcome = await _json(ws)
         assert welcome["type"] == "welcome"
@@ -71,8 +73,10 @@ async def test_welcome_ping_pong_and_error_frames(nursery: trio.Nursery, data_di
         assert (await _json(ws))["type"] == "pong"
 
 
-async def test_binary_frame_closes_1003(nursery: trio.Nursery, data_dir: Path) -> None:
-    server = await start_in_process(nursery, data_dir)
+async def test_binary_frame_closes_1003(
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
+) -> None:
+    server = await start_in_process(nursery, data_dir, database_url=store_backend)
     async with open_websocket_url(server.ws_url(token_for("bob"))) as ws:
         await _json(ws)
         await ws.send_message(b"\x01\x02")
@@ -81,8 +85,12 @@ async def test_binary_frame_closes_1003(nursery: trio.Nursery, data_dir: Path) -
     assert closed.value.reason.code == 1003
 
 
-async def test_oversized_message_closes_1009(nursery: trio.Nursery, data_dir: Path) -> None:
-    server = await start_in_process(nursery, data_dir, FITIQ_MAX_MESSAGE_BYTES="1024")
+async def test_oversized_message_closes_1009(
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
+) -> None:
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, FITIQ_MAX_MESSAGE_BYTES="1024"
+    )
     async with open_websocket_url(server.ws_url(token_for("bob"))) as ws:
         await _json(ws)
         await ws.send_message('{"type":"ping","pad":"' + "x" * 2000 + '"}')
@@ -92,9 +100,9 @@ async def test_oversized_message_closes_1009(nursery: trio.Nursery, data_dir: Pa
 
 
 async def test_debug_endpoint_shows_the_socket_then_not(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
-    server = await start_in_process(nursery, data_dir)
+    server = await start_in_process(nursery, data_dir, database_url=store_backend)
     admin = {"Authorization": "Bearer " + token_for("ops", admin=True)}
     url = server.url("/api/v1/debug/websocket/connections")
     async with httpx.AsyncClient() as http:
@@ -130,10 +138,14 @@ async def test_debug_endpoint_shows_the_socket_then_not(
 
 
 async def test_silent_socket_is_closed_4008_after_idle_timeout_in_real_time(
-    nursery: trio.Nursery, data_dir: Path
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
 ) -> None:
     server = await start_in_process(
-        nursery, data_dir, FITIQ_PING_INTERVAL="0.4", FITIQ_IDLE_TIMEOUT="1"
+        nursery,
+        data_dir,
+        database_url=store_backend,
+        FITIQ_PING_INTERVAL="0.4",
+        FITIQ_IDLE_TIMEOUT="1",
     )
     started = time.monotonic()
     async with open_websocket_url(server.ws_url(token_for("dave"))) as ws:
@@ -147,16 +159,18 @@ async def test_silent_socket_is_closed_4008_after_idle_timeout_in_real_time(
     assert server.services.registry.total == 0
 
 
-async def test_healthz(nursery: trio.Nursery, data_dir: Path) -> None:
-    server = await start_in_process(nursery, data_dir)
+async def test_healthz(nursery: trio.Nursery, data_dir: Path, store_backend: str | None) -> None:
+    server = await start_in_process(nursery, data_dir, database_url=store_backend)
     async with httpx.AsyncClient() as http:
         response = await http.get(server.url("/healthz"))
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
 
 
-def test_sigterm_closes_live_sockets_with_1001_and_logs_everything(data_dir: Path) -> None:
-    server = SubprocessServer(data_dir)
+def test_sigterm_closes_live_sockets_with_1001_and_logs_everything(
+    data_dir: Path, store_backend: str | None
+) -> None:
+    server = SubprocessServer(data_dir, database_url=store_backend)
     token = token_for("erin")
     close_codes: list[int] = []
 

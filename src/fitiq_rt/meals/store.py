@@ -7,7 +7,10 @@ notification for a result that was not saved), and the per-user seq has no gap.
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
@@ -76,12 +79,18 @@ class Store(Protocol):
     async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage: ...
 
 
-def open_store(database_url: str) -> Store:
-    """The store for a FITIQ_DATABASE_URL (the scheme was validated with the settings)."""
+def open_store(database_url: str, *, data_dir: Path) -> Store:
+    """The store for a FITIQ_DATABASE_URL (the scheme was validated with the settings).
+
+    On PostgreSQL the node's name is the host plus the settings' data directory (absolute), so a
+    restarted node recognises the claims its previous incarnation left, however the directory
+    was given (FITIQ_DATA_DIR, `serve --data-dir`, or settings built in-process).
+    """
     if database_url.startswith("sqlite:///"):
         from .sqlite_store import SqliteStore
 
         return SqliteStore(database_url.removeprefix("sqlite:///"))
     from .postgres_store import PostgresStore
 
-    return PostgresStore(database_url)
+    node_name = f"{socket.gethostname()}:{os.path.abspath(data_dir)}"
+    return PostgresStore(database_url, node_name=node_name)
