@@ -22,18 +22,20 @@ from .clock import wall_time
 from .config import Settings
 from .http_common import ApiError, error_response
 from .logconfig import get_logger
-from .meals.api import MAX_BODY_BYTES, register_meal_routes
+from .meals.api import register_meal_routes
 from .meals.dispatcher import Dispatcher
 from .meals.processor import Processor, load_processor
 from .meals.store import Store, open_store
 from .notifications import Notifier
 from .observability.debug import register_debug_routes
 from .observability.metrics import Metrics
+from .openapi import install_openapi
 from .realtime.broker import Broker, LocalBroker
 from .realtime.endpoint import logged_path, websocket_endpoint
 from .realtime.history import CachedHistory, History, LatestSeqCache
 from .realtime.registry import Registry
 from .realtime.session import SessionConfig, SessionDeps
+from .schemas import MAX_BODY_BYTES
 
 log = get_logger("fitiq_rt.app")
 access_log = get_logger("fitiq_rt.access")
@@ -133,6 +135,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
 
 
 def create_quart_app(services: Services) -> Quart:
+    """The REST app: meal-log and operational routes, the contract's errors, /openapi.json."""
     app = QuartTrio("fitiq_rt")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
@@ -150,7 +153,11 @@ def create_quart_app(services: Services) -> Quart:
             413: "payload_too_large",
             400: "bad_request",
         }.get(status, "http_error")
-        return error_response(status, code, error.description or error.name)
+        response = error_response(status, code, error.description or error.name)
+        allow = dict(error.get_headers()).get("Allow")
+        if allow:  # a 405 names the methods the path does accept (RFC 9110 §15.5.6)
+            response.headers["Allow"] = allow
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Any:
@@ -159,6 +166,7 @@ def create_quart_app(services: Services) -> Quart:
 
     register_meal_routes(app, services)
     register_debug_routes(app, services)
+    install_openapi(app)
     return app
 
 

@@ -1,11 +1,13 @@
 """REST for meal logs (CONTRACT.md §3): create (idempotent), read one, and the polling list.
 
 Every bad input answers the contract's JSON error with a precise status; nothing a client sends
-reaches a 500.
+reaches a 500. The checks are hand-written for those precise codes; their bounds and the
+documented shapes come from `schemas.py`, which `/openapi.json` is generated from.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -16,16 +18,44 @@ from quart import Quart, request
 from ..clock import parse_rfc3339
 from ..http_common import ApiError, authenticate, json_response
 from ..logconfig import get_logger
+from ..openapi import describe
+from ..schemas import (
+    DEFAULT_LIST_LIMIT,
+    EARLIEST_YEAR,
+    MAX_BODY_BYTES,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_LIST_LIMIT,
+    MAX_RAW_INPUT,
+    CreateHeaders,
+    CreateRejected,
+    InvalidJson,
+    ListQuery,
+    MealLogCreate,
+    MealLogList,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+)
+from ..schemas import MealLog as MealLogBody
 from .model import MEAL_TYPES, now_stamp, stamp
 from .store import IdempotencyConflict, NewMealLog, StoreUnavailable
 
+__all__ = [
+    "DEFAULT_LIST_LIMIT",
+    "MAX_BODY_BYTES",
+    "MAX_IDEMPOTENCY_KEY",
+    "MAX_LIST_LIMIT",
+    "MAX_RAW_INPUT",
+    "register_meal_routes",
+]
+
 log = get_logger("fitiq_rt.meals")
 
-MAX_BODY_BYTES = 64 * 1024
-MAX_RAW_INPUT = 2000
-MAX_IDEMPOTENCY_KEY = 255
-DEFAULT_LIST_LIMIT = 100
-MAX_LIST_LIMIT = 1000
+# EARLIEST_YEAR: `model.stamp` writes a year below 1000 without its leading zeros ("87-04-14T"):
+# not RFC 3339, and it sorts after every real stamp. Found by the REST fuzzer; refused here.
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 def _invalid(message: str) -> ApiError:
@@ -70,9 +100,12 @@ def parse_new_meal_log(
         logged_at = now_stamp()
     else:
         try:
-            logged_at = stamp(parse_rfc3339(logged_at_raw))
+            moment = parse_rfc3339(logged_at_raw)
         except (ValueError, TypeError, OverflowError):
             raise _invalid("logged_at must be an RFC 3339 timestamp with a time zone") from None
+        if moment.year < EARLIEST_YEAR:
+            raise _invalid(f"logged_at must be in the year {EARLIEST_YEAR} or later")
+        logged_at = stamp(moment)
     return NewMealLog(
         user_id=user_id,
         raw_input=raw_input,
@@ -99,10 +132,13 @@ def _list_params() -> tuple[datetime | None, int]:
             since = parse_rfc3339(since_raw)
         except (ValueError, OverflowError):
             raise _invalid("updated_since must be an RFC 3339 timestamp with a time zone") from None
+        if since.year < EARLIEST_YEAR:
+            since = None  # every stored stamp is later; a short stamp would compare as later
     limit_raw = request.args.get("limit")
     limit = DEFAULT_LIST_LIMIT
     if limit_raw is not None:
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= MAX_LIST_LIMIT:
+        # Not str.isdigit(): it accepts "²", which int() then refuses (a 500).
+        if not _DIGITS.fullmatch(limit_raw) or not 1 <= int(limit_raw) <= MAX_LIST_LIMIT:
             raise _invalid(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
         limit = int(limit_raw)
     return since, limit
@@ -112,7 +148,26 @@ def register_meal_routes(app: Quart, services: Any) -> None:
     store = services.store
 
     @app.post("/api/v1/meal-logs/natural")
+    @describe(
+        request=MealLogCreate,
+        headers=CreateHeaders,
+        responses={
+            200: MealLogBody,
+            201: MealLogBody,
+            400: InvalidJson,
+            401: Unauthorized,
+            413: PayloadTooLarge,
+            422: CreateRejected,
+            503: Unavailable,
+        },
+    )
     async def create_meal_log() -> Any:
+        """Log a meal typed in natural language.
+
+        Answers 201 with the new meal log (status pending); the parsed items arrive later as a
+        `meal_log.completed` notification on the WebSocket. A retry with the same
+        Idempotency-Key answers 200 with the body of the first answer.
+        """
         identity = authenticate(services.verifier)
         key = _idempotency_key()
         new = parse_new_meal_log(await read_json_object(), identity.user_id, key)
@@ -130,7 +185,15 @@ def register_meal_routes(app: Quart, services: Any) -> None:
         return json_response(meal.to_json(), 201)
 
     @app.get("/api/v1/meal-logs/<meal_log_id>")
+    @describe(
+        responses={200: MealLogBody, 401: Unauthorized, 404: NotFound, 503: Unavailable},
+        path_formats={"meal_log_id": "uuid"},
+    )
     async def get_meal_log(meal_log_id: str) -> Any:
+        """Read one of the caller's meal logs.
+
+        Another user's meal log is a 404, exactly like one that does not exist.
+        """
         identity = authenticate(services.verifier)
         try:
             uuid.UUID(meal_log_id)
@@ -145,7 +208,20 @@ def register_meal_routes(app: Quart, services: Any) -> None:
         return json_response(meal.to_json())
 
     @app.get("/api/v1/meal-logs")
+    @describe(
+        query=ListQuery,
+        responses={
+            200: MealLogList,
+            401: Unauthorized,
+            422: ValidationFailed,
+            503: Unavailable,
+        },
+    )
     async def list_meal_logs() -> Any:
+        """List the caller's meal logs updated since a moment: the polling fallback.
+
+        Meal logs updated strictly after `updated_since`, oldest update first, newest last.
+        """
         identity = authenticate(services.verifier)
         since, limit = _list_params()
         try:
