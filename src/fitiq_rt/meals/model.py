@@ -14,7 +14,8 @@ ZERO_TOTALS: dict[str, float] = {"calories": 0, "protein_g": 0, "carbs_g": 0, "f
 
 def stamp(moment: datetime) -> str:
     """Fixed-width UTC timestamps (microseconds, Z): they sort as strings and as times alike."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to four digits; strftime("%Y") writes year 87 as "87".
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def now_stamp() -> str:

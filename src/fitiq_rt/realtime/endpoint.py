@@ -79,7 +79,8 @@ def logged_path(scope: dict[str, Any]) -> str:
 def _parse_last_seq(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 16 or int(text) > MAX_SEQ:
+    # ASCII digits only: str.isdigit() also accepts "²" and "٣".
+    if not (text.isascii() and text.isdigit()) or len(text) > 16 or int(text) > MAX_SEQ:
         raise ValueError("last_seq must be an integer from 0 to 2^53")
     return int(text)
 
