@@ -30,12 +30,20 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
-from ..clock import rfc3339
 from ..logconfig import get_logger
 from ..notification import Notification
 from ..realtime.history import HistoryPage
-from .model import ZERO_TOTALS, MealLog, now_stamp, stamp
-from .store import IdempotencyConflict, NewMealLog, Outcome, StoreUnavailable
+from .model import MealLog, now_stamp, stamp
+from .rows import (
+    MEAL_COLUMNS,
+    finished_notification,
+    meal_from_row,
+    meal_params,
+    note_from_row,
+    pending_meal,
+    same_request,
+)
+from .store import NewMealLog, Outcome, StoreUnavailable
 
 log = get_logger("fitiq_rt.store")
 
@@ -87,12 +95,8 @@ MIGRATIONS: dict[int, str] = {
     """,
 }
 
-_MEAL_COLUMNS = (
-    "id, user_id, raw_input, meal_type, logged_at, status, items, totals, error, "
-    "created_at, updated_at, idempotency_key"
-)
 _INSERT_MEAL = (
-    f"INSERT INTO meal_logs ({_MEAL_COLUMNS}) VALUES "
+    f"INSERT INTO meal_logs ({MEAL_COLUMNS}) VALUES "
     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
     "RETURNING id"
@@ -116,32 +120,8 @@ ORDER BY n.seq
 """
 
 
-def _meal_from_row(row: tuple[Any, ...]) -> MealLog:
-    return MealLog(
-        id=row[0],
-        user_id=row[1],
-        raw_input=row[2],
-        meal_type=row[3],
-        logged_at=row[4],
-        status=row[5],
-        items=tuple(orjson.loads(row[6])),
-        totals=orjson.loads(row[7]),
-        error=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-        idempotency_key=row[11],
-    )
-
-
 def _select_one(conn: Conn) -> bool:
     return conn.execute("SELECT 1").fetchone() == (1,)
-
-
-def _same_request(meal: MealLog, new: NewMealLog) -> MealLog:
-    """An idempotent retry must be the same request (the SQLite store's rule)."""
-    if (meal.raw_input, meal.meal_type) != (new.raw_input, new.meal_type):
-        raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
-    return meal
 
 
 def default_node_name() -> str:
@@ -262,29 +242,28 @@ class PostgresStore:
 
     async def create_meal_log(self, new: NewMealLog) -> tuple[MealLog, bool]:
         def insert(conn: Conn) -> tuple[MealLog, bool]:
-            meal = _pending_meal(new)
-            inserted = conn.execute(_INSERT_MEAL, _meal_params(meal)).fetchone()
+            meal = pending_meal(new)
+            inserted = conn.execute(_INSERT_MEAL, meal_params(meal)).fetchone()
             if inserted is not None:
                 return meal, True
             # The key was used before (perhaps on another node a moment ago): the same meal log.
             row = conn.execute(
-                f"SELECT {_MEAL_COLUMNS} FROM meal_logs "
-                "WHERE user_id = %s AND idempotency_key = %s",
+                f"SELECT {MEAL_COLUMNS} FROM meal_logs WHERE user_id = %s AND idempotency_key = %s",
                 (new.user_id, new.idempotency_key),
             ).fetchone()
             if row is None:  # pragma: no cover - a conflict always leaves the row behind
                 raise StoreUnavailable("the idempotent meal log vanished; retry")
-            return _same_request(_meal_from_row(row), new), False
+            return same_request(meal_from_row(row), new), False
 
         return await self._run(insert)
 
     async def get_meal_log(self, user_id: str, meal_log_id: str) -> MealLog | None:
         def select(conn: Conn) -> MealLog | None:
             row = conn.execute(
-                f"SELECT {_MEAL_COLUMNS} FROM meal_logs WHERE id = %s AND user_id = %s",
+                f"SELECT {MEAL_COLUMNS} FROM meal_logs WHERE id = %s AND user_id = %s",
                 (meal_log_id, user_id),
             ).fetchone()
-            return _meal_from_row(row) if row else None
+            return meal_from_row(row) if row else None
 
         return await self._run(select)
 
@@ -295,11 +274,11 @@ class PostgresStore:
 
         def select(conn: Conn) -> list[MealLog]:
             rows = conn.execute(
-                f"SELECT {_MEAL_COLUMNS} FROM meal_logs WHERE user_id = %s AND updated_at > %s "
+                f"SELECT {MEAL_COLUMNS} FROM meal_logs WHERE user_id = %s AND updated_at > %s "
                 "ORDER BY updated_at, id LIMIT %s",
                 (user_id, since, limit),
             ).fetchall()
-            return [_meal_from_row(row) for row in rows]
+            return [meal_from_row(row) for row in rows]
 
         return await self._run(select)
 
@@ -311,7 +290,7 @@ class PostgresStore:
                 "UPDATE meal_logs SET status = 'processing', updated_at = %(now)s, "
                 "claimed_by = %(node)s, "
                 "claimed_until = now() + make_interval(secs => %(lease)s) "
-                f"WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {_MEAL_COLUMNS}",
+                f"WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {MEAL_COLUMNS}",
                 {
                     "now": now_stamp(),
                     "node": self.node_id,
@@ -319,7 +298,7 @@ class PostgresStore:
                     "id": meal_log_id,
                 },
             ).fetchone()
-            return _meal_from_row(row) if row else None
+            return meal_from_row(row) if row else None
 
         return await self._run(update)
 
@@ -339,12 +318,12 @@ class PostgresStore:
 
         def select(conn: Conn) -> list[MealLog]:
             rows = conn.execute(
-                f"SELECT {_MEAL_COLUMNS} FROM meal_logs "
+                f"SELECT {MEAL_COLUMNS} FROM meal_logs "
                 "WHERE status = 'pending' OR (status = 'processing' "
                 "AND (claimed_until IS NULL OR claimed_until < now())) "
                 "ORDER BY created_at, id"
             ).fetchall()
-            return [_meal_from_row(row) for row in rows]
+            return [meal_from_row(row) for row in rows]
 
         return await self._run(select)
 
@@ -365,18 +344,7 @@ class PostgresStore:
                 _SINCE, {"user": user_id, "after": after_seq, "limit": limit}
             ).fetchall()
             latest, oldest = rows[0][0], rows[0][1]
-            items = tuple(
-                Notification(
-                    user_id=user_id,
-                    seq=int(row[2]),
-                    type=row[3],
-                    event_id=row[4],
-                    created_at=row[5],
-                    data=orjson.loads(row[6]),
-                )
-                for row in rows
-                if row[2] is not None
-            )
+            items = tuple(note_from_row(user_id, row[2:]) for row in rows if row[2] is not None)
             return HistoryPage(
                 items=items,
                 latest=int(latest) if latest is not None else 0,
@@ -398,41 +366,6 @@ def _release_previous_claims(conn: Conn, node_name: str, node_id: str) -> int:
     return cursor.rowcount
 
 
-def _pending_meal(new: NewMealLog) -> MealLog:
-    now = now_stamp()
-    return MealLog(
-        id=str(uuid.uuid4()),
-        user_id=new.user_id,
-        raw_input=new.raw_input,
-        meal_type=new.meal_type,
-        logged_at=new.logged_at,
-        status="pending",
-        items=(),
-        totals=dict(ZERO_TOTALS),
-        error=None,
-        created_at=now,
-        updated_at=now,
-        idempotency_key=new.idempotency_key,
-    )
-
-
-def _meal_params(meal: MealLog) -> tuple[Any, ...]:
-    return (
-        meal.id,
-        meal.user_id,
-        meal.raw_input,
-        meal.meal_type,
-        meal.logged_at,
-        meal.status,
-        orjson.dumps(list(meal.items)).decode(),
-        orjson.dumps(meal.totals).decode(),
-        meal.error,
-        meal.created_at,
-        meal.updated_at,
-        meal.idempotency_key,
-    )
-
-
 def _finish_in_transaction(
     conn: Conn, node_id: str, meal_log_id: str, outcome: Outcome, history_limit: int
 ) -> tuple[MealLog, Notification]:
@@ -440,7 +373,7 @@ def _finish_in_transaction(
     row = conn.execute(
         "UPDATE meal_logs SET status = %(status)s, items = %(items)s, totals = %(totals)s, "
         "error = %(error)s, updated_at = %(now)s, claimed_by = NULL, claimed_until = NULL "
-        f"WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {_MEAL_COLUMNS}",
+        f"WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {MEAL_COLUMNS}",
         {
             "status": outcome.status,
             "items": orjson.dumps(list(outcome.items)).decode(),
@@ -455,7 +388,7 @@ def _finish_in_transaction(
         raise LookupError(
             f"meal log {meal_log_id} does not exist, is finished or claimed elsewhere"
         )
-    meal = _meal_from_row(row)
+    meal = meal_from_row(row)
     # The user's row lock orders concurrent finishes on every node; it is held until commit.
     seq_row = conn.execute(
         "INSERT INTO user_seq (user_id, last_seq) VALUES (%s, 1) ON CONFLICT (user_id) "
@@ -464,14 +397,7 @@ def _finish_in_transaction(
     ).fetchone()
     assert seq_row is not None
     seq = int(seq_row[0])
-    note = Notification(
-        user_id=meal.user_id,
-        seq=seq,
-        type=f"meal_log.{outcome.status}",
-        event_id=str(uuid.uuid4()),
-        created_at=rfc3339(),
-        data=meal.to_json(),
-    )
+    note = finished_notification(meal, outcome, seq)
     conn.execute(
         "INSERT INTO notifications (user_id, seq, type, event_id, created_at, data) "
         "VALUES (%s, %s, %s, %s, %s, %s)",

@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 import trio
 
-from ..clock import rfc3339
 from ..notification import Notification
 from ..realtime.history import HistoryPage
 from .model import MealLog, now_stamp, stamp
-from .store import IdempotencyConflict, NewMealLog, Outcome, StoreUnavailable
+from .rows import (
+    MEAL_COLUMNS,
+    finished_notification,
+    meal_from_row,
+    meal_params,
+    note_from_row,
+    pending_meal,
+    same_request,
+)
+from .store import NewMealLog, Outcome, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -62,39 +69,6 @@ MIGRATIONS: dict[int, str] = {
     ) WITHOUT ROWID;
     """,
 }
-
-_MEAL_COLUMNS = (
-    "id, user_id, raw_input, meal_type, logged_at, status, items, totals, error, "
-    "created_at, updated_at, idempotency_key"
-)
-
-
-def _meal_from_row(row: tuple[Any, ...]) -> MealLog:
-    return MealLog(
-        id=row[0],
-        user_id=row[1],
-        raw_input=row[2],
-        meal_type=row[3],
-        logged_at=row[4],
-        status=row[5],
-        items=tuple(orjson.loads(row[6])),
-        totals=orjson.loads(row[7]),
-        error=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-        idempotency_key=row[11],
-    )
-
-
-def _note_from_row(user_id: str, row: tuple[Any, ...]) -> Notification:
-    return Notification(
-        user_id=user_id,
-        seq=row[0],
-        type=row[1],
-        event_id=row[2],
-        created_at=row[3],
-        data=orjson.loads(row[4]),
-    )
 
 
 def migrate(db: sqlite3.Connection) -> None:
@@ -168,43 +142,16 @@ class SqliteStore:
         def insert(db: sqlite3.Connection) -> tuple[MealLog, bool]:
             if new.idempotency_key is not None:
                 row = db.execute(
-                    f"SELECT {_MEAL_COLUMNS} FROM meal_logs "
+                    f"SELECT {MEAL_COLUMNS} FROM meal_logs "
                     "WHERE user_id = ? AND idempotency_key = ?",
                     (new.user_id, new.idempotency_key),
                 ).fetchone()
                 if row is not None:
-                    return _existing(_meal_from_row(row), new), False
-            now = now_stamp()
-            meal = MealLog(
-                id=str(uuid.uuid4()),
-                user_id=new.user_id,
-                raw_input=new.raw_input,
-                meal_type=new.meal_type,
-                logged_at=new.logged_at,
-                status="pending",
-                items=(),
-                totals={"calories": 0, "protein_g": 0, "carbs_g": 0, "fat_g": 0},
-                error=None,
-                created_at=now,
-                updated_at=now,
-                idempotency_key=new.idempotency_key,
-            )
+                    return same_request(meal_from_row(row), new), False
+            meal = pending_meal(new)
             db.execute(
-                f"INSERT INTO meal_logs ({_MEAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    meal.id,
-                    meal.user_id,
-                    meal.raw_input,
-                    meal.meal_type,
-                    meal.logged_at,
-                    meal.status,
-                    "[]",
-                    orjson.dumps(meal.totals).decode(),
-                    None,
-                    meal.created_at,
-                    meal.updated_at,
-                    meal.idempotency_key,
-                ),
+                f"INSERT INTO meal_logs ({MEAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                meal_params(meal),
             )
             return meal, True
 
@@ -213,10 +160,10 @@ class SqliteStore:
     async def get_meal_log(self, user_id: str, meal_log_id: str) -> MealLog | None:
         def select(db: sqlite3.Connection) -> MealLog | None:
             row = db.execute(
-                f"SELECT {_MEAL_COLUMNS} FROM meal_logs WHERE id = ? AND user_id = ?",
+                f"SELECT {MEAL_COLUMNS} FROM meal_logs WHERE id = ? AND user_id = ?",
                 (meal_log_id, user_id),
             ).fetchone()
-            return _meal_from_row(row) if row else None
+            return meal_from_row(row) if row else None
 
         return await self._run(select)
 
@@ -227,11 +174,11 @@ class SqliteStore:
 
         def select(db: sqlite3.Connection) -> list[MealLog]:
             rows = db.execute(
-                f"SELECT {_MEAL_COLUMNS} FROM meal_logs WHERE user_id = ? AND updated_at > ? "
+                f"SELECT {MEAL_COLUMNS} FROM meal_logs WHERE user_id = ? AND updated_at > ? "
                 "ORDER BY updated_at, id LIMIT ?",
                 (user_id, since, limit),
             ).fetchall()
-            return [_meal_from_row(row) for row in rows]
+            return [meal_from_row(row) for row in rows]
 
         return await self._run(select)
 
@@ -239,10 +186,10 @@ class SqliteStore:
         def update(db: sqlite3.Connection) -> MealLog | None:
             row = db.execute(
                 "UPDATE meal_logs SET status = 'processing', updated_at = ? "
-                f"WHERE id = ? AND status IN ('pending', 'processing') RETURNING {_MEAL_COLUMNS}",
+                f"WHERE id = ? AND status IN ('pending', 'processing') RETURNING {MEAL_COLUMNS}",
                 (now_stamp(), meal_log_id),
             ).fetchone()
-            return _meal_from_row(row) if row else None
+            return meal_from_row(row) if row else None
 
         return await self._run(update)
 
@@ -264,10 +211,10 @@ class SqliteStore:
     async def unfinished_meal_logs(self) -> list[MealLog]:
         def select(db: sqlite3.Connection) -> list[MealLog]:
             rows = db.execute(
-                f"SELECT {_MEAL_COLUMNS} FROM meal_logs "
+                f"SELECT {MEAL_COLUMNS} FROM meal_logs "
                 "WHERE status IN ('pending', 'processing') ORDER BY created_at, id"
             ).fetchall()
-            return [_meal_from_row(row) for row in rows]
+            return [meal_from_row(row) for row in rows]
 
         return await self._run(select)
 
@@ -294,7 +241,7 @@ class SqliteStore:
                 (user_id, after_seq, limit),
             ).fetchall()
             return HistoryPage(
-                items=tuple(_note_from_row(user_id, row) for row in rows),
+                items=tuple(note_from_row(user_id, row) for row in rows),
                 latest=latest_row[0] if latest_row else 0,
                 oldest=oldest_row[0] if oldest_row else None,
             )
@@ -302,19 +249,12 @@ class SqliteStore:
         return await self._run(select)
 
 
-def _existing(meal: MealLog, new: NewMealLog) -> MealLog:
-    """An idempotent retry must be the same request; a different body is a client bug."""
-    if (meal.raw_input, meal.meal_type) != (new.raw_input, new.meal_type):
-        raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
-    return meal
-
-
 def _finish_in_transaction(
     db: sqlite3.Connection, meal_log_id: str, outcome: Outcome, history_limit: int
 ) -> tuple[MealLog, Notification]:
     row = db.execute(
         "UPDATE meal_logs SET status = ?, items = ?, totals = ?, error = ?, updated_at = ? "
-        f"WHERE id = ? RETURNING {_MEAL_COLUMNS}",
+        f"WHERE id = ? RETURNING {MEAL_COLUMNS}",
         (
             outcome.status,
             orjson.dumps(list(outcome.items)).decode(),
@@ -326,20 +266,13 @@ def _finish_in_transaction(
     ).fetchone()
     if row is None:
         raise LookupError(f"meal log {meal_log_id} does not exist")
-    meal = _meal_from_row(row)
+    meal = meal_from_row(row)
     seq = db.execute(
         "INSERT INTO user_seq (user_id, last_seq) VALUES (?, 1) "
         "ON CONFLICT (user_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
         (meal.user_id,),
     ).fetchone()[0]
-    note = Notification(
-        user_id=meal.user_id,
-        seq=seq,
-        type=f"meal_log.{outcome.status}",
-        event_id=str(uuid.uuid4()),
-        created_at=rfc3339(),
-        data=meal.to_json(),
-    )
+    note = finished_notification(meal, outcome, seq)
     db.execute(
         "INSERT INTO notifications (user_id, seq, type, event_id, created_at, data) "
         "VALUES (?, ?, ?, ?, ?, ?)",
