@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -41,6 +41,7 @@ WARMUP = 1000
 POST_PATH = "/api/v1/meal-logs/natural"
 NOTIFIED = 2  # counter slot
 WARMUP_POSTS = 50
+SLOWEST = 20  # slowest samples reported with their send time (seconds into the run)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Tracker:
     sent: dict[str, float]
     early: dict[str, float]
     latencies: list[float]
+    sent_times: list[float] = field(default_factory=list)  # perf_counter of each latency's POST
     _emptied: trio.Event | None = None
 
     @classmethod
@@ -103,6 +105,7 @@ class Tracker:
             self.sent[meal_id] = sent_at
         else:
             self.latencies.append((arrived - sent_at) * 1000)
+            self.sent_times.append(sent_at)
 
     def notified(self, message: dict[str, Any]) -> None:
         if not str(message.get("type", "")).startswith("meal_log."):
@@ -114,6 +117,7 @@ class Tracker:
             self.early[meal_id] = now
         else:
             self.latencies.append((now - sent_at) * 1000)
+            self.sent_times.append(sent_at)
             if not self.sent and self._emptied is not None:
                 self._emptied.set()
 
@@ -183,6 +187,7 @@ async def worker(ctx: WorkerContext) -> dict[str, Any]:
         with trio.move_on_after(params.drain):
             await tracker.wait_all_notified()
         tracker.latencies.clear()
+        tracker.sent_times.clear()
         tracker.early.clear()
         ctx.stage(READY)
         await ctx.until(RUN)
@@ -207,6 +212,14 @@ async def worker(ctx: WorkerContext) -> dict[str, Any]:
         "missing": missing,
         "errors": dict(errors),
         "latency_ms": tracker.latencies,
+        # Where in the run the slowest ones were sent: a cluster points at a server stall.
+        "slowest": sorted(
+            (
+                (round(ms, 3), round(at - started, 3))
+                for ms, at in zip(tracker.latencies, tracker.sent_times, strict=True)
+            ),
+            reverse=True,
+        )[:SLOWEST],
         "post_ms": post_ms,
         "send_lag_ms": lag_ms,
     }
@@ -248,6 +261,9 @@ def run(target: Target, params: E2EParams, opts: RunOptions) -> dict[str, Any]:
             "latency_ms": summarize_ms(ms for r in results for ms in r["latency_ms"]),
             "post_response_ms": summarize_ms(ms for r in results for ms in r["post_ms"]),
             "send_lag_ms": lag,
+            "slowest_ms_at_second": sorted(
+                (tuple(pair) for r in results for pair in r["slowest"]), reverse=True
+            )[:SLOWEST],
             "server_cpu_pct": common["cpu"]["server_cpu_pct"],
         },
         **common,
