@@ -7,6 +7,7 @@ frame; instead a signal here first refuses new sockets (503), closes every open 
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -63,10 +64,12 @@ async def serve(
         signal_watch = trio.CancelScope()
         nursery.start_soon(_wait_for_signals, stop, signal_watch)
         config = hypercorn_config(settings)
+        app = wrap_app(create_asgi_app(services), config.wsgi_max_body_size, "asgi")
+        freeze_startup_objects()
         binds = await nursery.start(
             partial(
                 worker_serve,
-                wrap_app(create_asgi_app(services), config.wsgi_max_body_size, "asgi"),
+                app,
                 config,
                 sockets=listening_sockets(config),
                 shutdown_trigger=listener_stopped.wait,
@@ -81,6 +84,17 @@ async def serve(
         listener_stopped.set()
         nursery.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
     log.info("server.stopped", connections_closed=closed)
+
+
+def freeze_startup_objects() -> None:
+    """Move everything built at startup out of the garbage collector's sight.
+
+    Modules, the food table, the app and its schemas live for the whole process; left in the
+    tracked generations, every full collection rescans them, which showed as ~200 ms stalls
+    (every socket's latency at once) in the e2e benchmark with 1,000 users.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def listening_sockets(config: HypercornConfig) -> Sockets:
