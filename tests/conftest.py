@@ -93,3 +93,27 @@ def store_backend(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 def subprocess_server(data_dir: Path, store_backend: str | None) -> Iterator[SubprocessServer]:
     yield from running_subprocess(data_dir, store_backend)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def module_backend(request: pytest.FixtureRequest) -> str:
+    """The store a module-wide server runs on (both, like every server test: see store_backend)."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    module_backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SubprocessServer]:
+    """One `fitiq-rt serve` for a whole module (the fuzzers), on a clean store."""
+    database_url = None
+    if module_backend == "postgres":
+        database_url = request.getfixturevalue("server_database")
+        empty_tables(database_url)
+    server = SubprocessServer(tmp_path_factory.mktemp("module-server"), database_url=database_url)
+    try:
+        yield server
+    finally:
+        server.kill()

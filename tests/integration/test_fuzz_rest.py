@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -41,7 +40,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import empty_tables
 from tests.servers import SubprocessServer, token_for
 
 EXAMPLES = 150
@@ -79,27 +77,14 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def backend(request: pytest.FixtureRequest) -> str:
-    """The store the fuzzed server runs on (both, like every server test: see store_backend)."""
-    return str(request.param)
+@pytest.fixture(scope="module")
+def backend(module_backend: str) -> str:
+    return module_backend
 
 
 @pytest.fixture(scope="module")
-def server(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SubprocessServer]:
-    database_url = None
-    if backend == "postgres":
-        database_url = request.getfixturevalue("server_database")
-        empty_tables(database_url)
-    server = SubprocessServer(tmp_path_factory.mktemp("fuzz-rest"), database_url=database_url)
-    try:
-        yield server
-    finally:
-        server.kill()
+def server(module_server: SubprocessServer) -> SubprocessServer:
+    return module_server
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,6 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import empty_tables
 from tests.integration.test_api_descriptions import CLOSE_CODES, REFUSALS, validate_frame
 from tests.servers import SubprocessServer, token_for
 
@@ -428,27 +427,14 @@ async def _close_code(client: RawClient) -> int | None:
 # --------------------------------------------------------------------------------- tests
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def backend(request: pytest.FixtureRequest) -> str:
-    """The store the fuzzed server runs on (both, like every server test: see store_backend)."""
-    return str(request.param)
+@pytest.fixture(scope="module")
+def backend(module_backend: str) -> str:
+    return module_backend
 
 
 @pytest.fixture(scope="module")
-def server(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SubprocessServer]:
-    database_url = None
-    if backend == "postgres":
-        database_url = request.getfixturevalue("server_database")
-        empty_tables(database_url)
-    server = SubprocessServer(tmp_path_factory.mktemp("fuzz-ws"), database_url=database_url)
-    try:
-        yield server
-    finally:
-        server.kill()
+def server(module_server: SubprocessServer) -> SubprocessServer:
+    return module_server
 
 
 def _run(server: SubprocessServer, deadline: float, coro_fn: Any, *args: Any) -> None:
