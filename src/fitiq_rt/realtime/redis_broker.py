@@ -35,7 +35,6 @@ from coredis.retry import NoRetryPolicy
 from ..logconfig import get_logger
 from ..meals.store import Store
 from ..notification import Notification
-from .connection import Connection
 from .registry import Registry
 
 log = get_logger("fitiq_rt.broker")
@@ -43,7 +42,6 @@ log = get_logger("fitiq_rt.broker")
 CHANNEL_PREFIX = "fitiq:user:"
 SUBSCRIBE_BATCH = 500  # channels per SUBSCRIBE command
 CATCH_UP_CONCURRENCY = 8  # store queries in flight while catching sockets up
-WELCOME_WAIT = 2.0  # longest a catch-up waits for a new socket's welcome
 
 
 def channel_for(user_id: str) -> str:
@@ -232,7 +230,9 @@ class RedisBroker:
         order, before it. Queueing every missed notification instead could overflow the socket's
         queue after a long outage and close it as a slow consumer.
         """
-        conns = await self._welcomed(user_id)
+        # A socket not yet welcomed is safe too: its replay was queued when it registered and
+        # its writer sends the welcome first, so this item can only queue behind them.
+        conns = self.registry.connections_of(user_id)
         if not conns:
             return 0
         try:
@@ -246,20 +246,6 @@ class RedisBroker:
         if not page.items:
             return 0
         return self.registry.deliver(user_id, page.items[-1])
-
-    async def _welcomed(self, user_id: str) -> list[Connection]:
-        """The user's sockets, once each has sent its welcome (or after WELCOME_WAIT).
-
-        A session queues a `last_seq` replay right after its welcome; a notification queued
-        before that would leave ahead of the replay, out of order. Waiting is safe: the welcome's
-        last_seq is read after the socket registered, and this catch-up reads the store later.
-        """
-        deadline = trio.current_time() + WELCOME_WAIT
-        while True:
-            conns = self.registry.connections_of(user_id)
-            if all(conn.messages_out for conn in conns) or trio.current_time() > deadline:
-                return conns
-            await trio.sleep(0.01)
 
     async def _republish(self) -> None:
         """Publish again, per user, the newest notification that failed to go out."""
