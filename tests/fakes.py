@@ -78,6 +78,11 @@ class FakeTransport:
         """Make the session's sends hang, like a client whose TCP window is full."""
         self._sends_allowed = trio.Event()
 
+    def resume_reading(self) -> None:
+        if self._sends_allowed is not None:
+            self._sends_allowed.set()
+            self._sends_allowed = None
+
     async def next_frame(self) -> dict[str, Any]:
         with trio.fail_after(24 * 3600):  # a virtual day: a hung test fails instead of hanging
             return orjson.loads(await self.outbound.receive())

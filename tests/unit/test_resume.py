@@ -198,3 +198,30 @@ async def test_live_traffic_during_the_handshake_queues_behind_the_replay(
             await transport.next_frame()
         transport.client_close()
     assert _seqs(transport) == [2, 3, 4]
+
+
+async def test_a_mid_session_resume_jumps_ahead_of_queued_live_traffic(
+    autojump_clock: object,
+) -> None:
+    """Stored 1..3 before the socket; live 4 and 5 queue behind a stalled send; resume(0)
+    must still produce 1..5 in order, each once."""
+    harness = Harness()
+    for _ in range(3):
+        harness.publish("u1")
+    async with trio.open_nursery() as nursery:
+        _conn, transport = await harness.start(nursery, "u1")  # welcome says last_seq 3
+        transport.client_send({"type": "ping"})
+        await trio.testing.wait_all_tasks_blocked()
+        transport.stop_reading()  # the writer hangs on its next send
+        transport.client_send({"type": "ping"})  # the pong the writer is stuck sending
+        await trio.testing.wait_all_tasks_blocked()
+        harness.publish("u1")  # 4 and 5 queue behind it
+        harness.publish("u1")
+        transport.client_send({"type": "resume", "last_seq": 0})
+        await trio.testing.wait_all_tasks_blocked()
+        transport.resume_reading()
+        resumed = await _until_resumed(transport)
+        await trio.testing.wait_all_tasks_blocked()
+        transport.client_close()
+    assert _seqs(transport) == [1, 2, 3, 4, 5]
+    assert resumed == {"type": "resumed", "replayed": 5, "complete": True}

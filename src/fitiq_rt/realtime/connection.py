@@ -31,6 +31,19 @@ class ReplayRequest:
     last_seq: int
 
 
+@attrs.define
+class PendingResume:
+    """A mid-session resume, queued in order with the other replies.
+
+    Its replayed notifications may jump ahead of live ones already queued (those are newer than
+    some of what the replay sends, and are then skipped as covered), but its `resumed` answer
+    keeps its place among the replies, so replies still come in the order of the requests.
+    """
+
+    last_seq: int
+    outcome: tuple[int, bool] | None = None  # (replayed, complete) once the replay has run
+
+
 @attrs.define(eq=False, slots=True)
 class Connection:
     connection_id: str
@@ -50,6 +63,7 @@ class Connection:
     end_reason: str | None = None
     end_code: int | None = None
     peer_closed: bool = False
+    pending_resumes: list[PendingResume] = attrs.field(factory=list)  # not yet answered
 
     @classmethod
     def open(

@@ -27,6 +27,7 @@ from .connection import (
     CLOSE_TOKEN_EXPIRED,
     CLOSE_UNSUPPORTED_DATA,
     Connection,
+    PendingResume,
     ReplayRequest,
 )
 from .history import History
@@ -217,7 +218,9 @@ def _handle_message(conn: Connection, text: str) -> None:
         if conn.offer(pong_frame()):
             log.debug("ws.pong_sent", user_id=conn.user_id, connection_id=conn.connection_id)
     elif isinstance(parsed, ClientResume):
-        conn.offer(ReplayRequest(parsed.last_seq))
+        pending = PendingResume(parsed.last_seq)
+        conn.pending_resumes.append(pending)
+        conn.offer(pending)
     elif isinstance(parsed, ErrorReply):
         conn.offer(error_frame(parsed))
     elif isinstance(parsed, ClientAck):
@@ -257,9 +260,20 @@ async def _write_frames(conn: Connection, transport: Transport, deps: SessionDep
             await transport.send(item)
             conn.messages_out += 1
         elif isinstance(item, Notification):
+            for pending in conn.pending_resumes:  # replays jump ahead of queued live traffic
+                if pending.outcome is None:
+                    pending.outcome = await _replay_notifications(
+                        conn, transport, deps, pending.last_seq
+                    )
             await _send_live(conn, transport, deps, item)
+        elif isinstance(item, PendingResume):
+            conn.pending_resumes.remove(item)
+            if item.outcome is None:
+                item.outcome = await _replay_notifications(conn, transport, deps, item.last_seq)
+            await _answer_resume(conn, transport, deps, item.last_seq, *item.outcome)
         elif isinstance(item, ReplayRequest):
-            await _replay(conn, transport, deps, item.last_seq)
+            outcome = await _replay_notifications(conn, transport, deps, item.last_seq)
+            await _answer_resume(conn, transport, deps, item.last_seq, *outcome)
 
 
 async def _send_notification(conn: Connection, transport: Transport, note: Notification) -> None:
@@ -282,10 +296,13 @@ async def _send_live(
     await _send_notification(conn, transport, note)
 
 
-async def _replay(
+async def _replay_notifications(
     conn: Connection, transport: Transport, deps: SessionDeps, requested: int
-) -> None:
-    """Resume: every stored seq above last_seq that this socket has not sent, then `resumed`."""
+) -> tuple[int, bool]:
+    """Send every stored seq above `requested` that this socket has not sent, in order.
+
+    Returns (replayed, complete) for the `resumed` answer.
+    """
     limit = deps.config.history_limit
     page = await deps.history.since(conn.user_id, requested, limit)
     last_seq, complete = requested, True
@@ -305,9 +322,20 @@ async def _replay(
         replayed += 1
     conn.sent_base = min(covered_low, last_seq) if last_seq <= covered_high else last_seq
     conn.sent_top = max(covered_high, last_seq, page.items[-1].seq if page.items else 0)
+    deps.metrics.notifications_replayed.inc(replayed)
+    return replayed, complete
+
+
+async def _answer_resume(
+    conn: Connection,
+    transport: Transport,
+    deps: SessionDeps,
+    requested: int,
+    replayed: int,
+    complete: bool,
+) -> None:
     await transport.send(resumed_frame(replayed, complete))
     conn.messages_out += 1
-    deps.metrics.notifications_replayed.inc(replayed)
     log.info(
         "ws.resumed",
         user_id=conn.user_id,
