@@ -146,13 +146,20 @@ class Harness:
             conn, transport, self.deps, expires_at=expires_at, resume_from=resume_from
         )
 
+    def launch(
+        self, nursery: trio.Nursery, user_id: str, **kwargs: Any
+    ) -> tuple[Connection, FakeTransport]:
+        """Start a session in the nursery without waiting for anything."""
+        conn = self.open(user_id)
+        transport = FakeTransport()
+        nursery.start_soon(lambda: self.run(conn, transport, **kwargs))
+        return conn, transport
+
     async def start(
         self, nursery: trio.Nursery, user_id: str, **kwargs: Any
     ) -> tuple[Connection, FakeTransport]:
         """Start a session and wait for its welcome frame."""
-        conn = self.open(user_id)
-        transport = FakeTransport()
-        nursery.start_soon(lambda: self.run(conn, transport, **kwargs))
+        conn, transport = self.launch(nursery, user_id, **kwargs)
         welcome = await transport.next_frame()
         assert welcome["type"] == "welcome"
         return conn, transport

@@ -20,16 +20,20 @@ async def _until_resumed(transport: FakeTransport) -> dict:
             return frame
 
 
+async def _resume_once(harness: Harness, resume_from: int) -> tuple[FakeTransport, dict]:
+    """Connect with last_seq=resume_from, read up to `resumed`, close."""
+    async with trio.open_nursery() as nursery:
+        _conn, transport = harness.launch(nursery, "u1", resume_from=resume_from)
+        resumed = await _until_resumed(transport)
+        transport.client_close()
+    return transport, resumed
+
+
 async def test_offline_user_gets_everything_then_resumed(autojump_clock: object) -> None:
     harness = Harness()
     for _ in range(5):
         harness.publish("u1")
-    async with trio.open_nursery() as nursery:
-        conn = harness.open("u1")
-        transport = FakeTransport()
-        nursery.start_soon(lambda: harness.run(conn, transport, resume_from=0))
-        resumed = await _until_resumed(transport)
-        transport.client_close()
+    transport, resumed = await _resume_once(harness, 0)
     assert resumed == {"type": "resumed", "replayed": 5, "complete": True}
     assert _seqs(transport) == [1, 2, 3, 4, 5]
     assert transport.sent[0]["type"] == "welcome"
@@ -62,9 +66,7 @@ async def _publish_during_replay(snapshot_before_gate: bool) -> list[int]:
     for _ in range(3):
         harness.publish("u1")
     async with trio.open_nursery() as nursery:
-        conn = harness.open("u1")
-        transport = FakeTransport()
-        nursery.start_soon(lambda: harness.run(conn, transport, resume_from=1))
+        _conn, transport = harness.launch(nursery, "u1", resume_from=1)
         await history.reading.wait()  # the writer is inside the replay's read
         harness.publish("u1")  # 4 and 5 are published while the replay runs
         harness.publish("u1")
@@ -90,12 +92,7 @@ async def test_history_limit_prunes_and_resume_says_incomplete(autojump_clock: o
     harness = Harness(history_limit=3)
     for _ in range(5):
         harness.publish("u1")
-    async with trio.open_nursery() as nursery:
-        conn = harness.open("u1")
-        transport = FakeTransport()
-        nursery.start_soon(lambda: harness.run(conn, transport, resume_from=0))
-        resumed = await _until_resumed(transport)
-        transport.client_close()
+    transport, resumed = await _resume_once(harness, 0)
     assert _seqs(transport) == [3, 4, 5]
     assert resumed == {"type": "resumed", "replayed": 3, "complete": False}
 
@@ -119,12 +116,7 @@ async def test_last_seq_from_another_life_of_the_store_replays_from_one(
     harness = Harness()
     for _ in range(2):
         harness.publish("u1")
-    async with trio.open_nursery() as nursery:
-        conn = harness.open("u1")
-        transport = FakeTransport()
-        nursery.start_soon(lambda: harness.run(conn, transport, resume_from=40))
-        resumed = await _until_resumed(transport)
-        transport.client_close()
+    transport, resumed = await _resume_once(harness, 40)
     assert _seqs(transport) == [1, 2]
     assert resumed == {"type": "resumed", "replayed": 2, "complete": False}
 
@@ -187,9 +179,7 @@ async def test_live_traffic_during_the_handshake_queues_behind_the_replay(
     for _ in range(3):
         harness.publish("u1")
     async with trio.open_nursery() as nursery:
-        conn = harness.open("u1")
-        transport = FakeTransport()
-        nursery.start_soon(lambda: harness.run(conn, transport, resume_from=1))
+        _conn, transport = harness.launch(nursery, "u1", resume_from=1)
         await history.reading.wait()
         harness.publish("u1")  # seq 4, fanned out to the registered, not yet welcomed socket
         history.release.set()

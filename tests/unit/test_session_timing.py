@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from tests.fakes import FakeTransport, Harness
+from tests.fakes import Harness
 
 
 async def test_server_pings_leave_at_exactly_k_times_the_interval(autojump_clock: object) -> None:
@@ -73,9 +73,7 @@ async def test_token_expiring_mid_connection_closes_at_exp_with_4001(
 ) -> None:
     harness = Harness(ping_interval=30, idle_timeout=90)
     async with trio.open_nursery() as nursery:
-        conn = harness.open("u1")
-        transport = FakeTransport()
-        nursery.start_soon(lambda: harness.run(conn, transport, token_ttl=125.0))
+        conn, transport = harness.launch(nursery, "u1", token_ttl=125.0)
 
         async def keep_alive() -> None:
             while not transport.closed.is_set():
@@ -93,9 +91,7 @@ async def test_token_expiring_mid_connection_closes_at_exp_with_4001(
 async def test_an_already_expired_token_closes_at_once(autojump_clock: object) -> None:
     harness = Harness()
     async with trio.open_nursery() as nursery:
-        conn = harness.open("u1")
-        transport = FakeTransport()
-        nursery.start_soon(lambda: harness.run(conn, transport, token_ttl=-5.0))
+        conn, transport = harness.launch(nursery, "u1", token_ttl=-5.0)
         await transport.closed.wait()
     assert transport.closed_at == conn.started
     assert transport.close_code == 4001
