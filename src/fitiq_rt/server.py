@@ -45,7 +45,6 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     # Hypercorn closes frames above this itself (1009) without telling the app; keep it above
     # the app's limit so the app sees, closes and logs oversized messages in all normal cases.
     config.websocket_max_message_size = settings.max_message_bytes * 4 + 4
-    config.max_app_queue_size = 10
     return config
 
 

@@ -58,10 +58,6 @@ class Dispatcher:
         self._inflight.add(meal_log_id)
         return True
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._inflight)
-
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Recover unfinished meal logs, then serve the queue until cancelled."""
         async with trio.open_nursery() as nursery:

@@ -7,7 +7,6 @@ the single writer SQLite wants, and keeps the one connection from being used by 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -97,8 +96,7 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
-        self._limiter = trio.CapacityLimiter(1)
-        self._lock = threading.Lock()
+        self._limiter = trio.CapacityLimiter(1)  # one thread at a time uses the connection
 
     async def open(self) -> None:
         await trio.to_thread.run_sync(self._open_sync)
@@ -116,7 +114,7 @@ class SqliteStore:
     async def close(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
-            await trio.to_thread.run_sync(db.close)
+            await trio.to_thread.run_sync(db.close, limiter=self._limiter)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db
@@ -124,11 +122,10 @@ class SqliteStore:
             raise StoreUnavailable("the store is not open")
 
         def call() -> T:
-            with self._lock:
-                try:
-                    return fn(db)
-                except sqlite3.OperationalError as error:
-                    raise StoreUnavailable(str(error)) from error
+            try:
+                return fn(db)
+            except sqlite3.OperationalError as error:
+                raise StoreUnavailable(str(error)) from error
 
         return await trio.to_thread.run_sync(call, limiter=self._limiter)
 
