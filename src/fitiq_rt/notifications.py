@@ -83,6 +83,7 @@ class Notifier:
             )
         else:
             self.metrics.notifications.labels("queued").inc()
+            self.metrics.note_queued(note.user_id)
             log.info("notification.queued", user_id=note.user_id, seq=note.seq, meal_log_id=meal.id)
 
 

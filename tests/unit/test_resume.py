@@ -215,3 +215,17 @@ async def test_a_mid_session_resume_jumps_ahead_of_queued_live_traffic(
         transport.client_close()
     assert _seqs(transport) == [1, 2, 3, 4, 5]
     assert resumed == {"type": "resumed", "replayed": 5, "complete": True}
+
+
+async def test_the_undelivered_gauge_counts_queued_until_a_replay(autojump_clock: object) -> None:
+    harness = Harness()
+
+    def gauge() -> float | None:
+        return harness.metrics.registry.get_sample_value("fitiq_notifications_queued_undelivered")
+
+    for user in ("u1", "u1", "u2"):
+        harness.metrics.note_queued(user)  # what the Notifier does for a user with no socket
+    assert gauge() == 3
+    harness.publish("u1")
+    await _resume_once(harness, 0)
+    assert gauge() == 1  # u1 caught up; u2 still waits

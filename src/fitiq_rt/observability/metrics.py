@@ -61,12 +61,22 @@ class Metrics:
         )
         self.queued_undelivered = Gauge(
             "fitiq_notifications_queued_undelivered",
-            "Notifications stored for users with no open socket here, not yet replayed",
+            "Notifications queued (no open socket) and not yet replayed to any of the user's "
+            "sockets, as seen by this process",
             registry=r,
         )
+        self._undelivered: dict[str, int] = {}  # user -> queued since the user's last replay
+        self.queued_undelivered.set_function(lambda: sum(self._undelivered.values()))
         self.http_requests = Counter(
             "fitiq_http_requests", "HTTP requests by status class", ["status"], registry=r
         )
+
+    def note_queued(self, user_id: str) -> None:
+        self._undelivered[user_id] = self._undelivered.get(user_id, 0) + 1
+
+    def note_caught_up(self, user_id: str) -> None:
+        """A replay reached one of the user's sockets: nothing stored is undelivered now."""
+        self._undelivered.pop(user_id, None)
 
     def set_connection_gauge(self, read: Callable[[], float]) -> None:
         self.ws_connections.set_function(read)

@@ -323,6 +323,7 @@ async def _replay_notifications(
     conn.sent_base = min(covered_low, last_seq) if last_seq <= covered_high else last_seq
     conn.sent_top = max(covered_high, last_seq, page.items[-1].seq if page.items else 0)
     deps.metrics.notifications_replayed.inc(replayed)
+    deps.metrics.note_caught_up(conn.user_id)
     return replayed, complete
 
 
