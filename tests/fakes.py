@@ -18,7 +18,8 @@ from fitiq_rt.observability.metrics import Metrics
 from fitiq_rt.realtime.connection import Connection
 from fitiq_rt.realtime.history import MemoryHistory
 from fitiq_rt.realtime.registry import Registry
-from fitiq_rt.realtime.session import PeerClosed, SessionConfig, SessionDeps, run_session
+from fitiq_rt.realtime.session import SessionConfig, SessionDeps, run_session
+from fitiq_rt.realtime.transport import PeerClosed, SendTimeout
 
 WALL_START = 1_800_000_000.0
 
@@ -31,12 +32,14 @@ class _Closed:
 class FakeTransport:
     """Both ends of a socket: the session uses accept/receive/send/close, the test the rest."""
 
-    def __init__(self, fail_send_after: int | None = None) -> None:
+    def __init__(self, fail_send_after: int | None = None, write_timeout: float = 5.0) -> None:
         self._inbound_send, self._inbound = trio.open_memory_channel[Any](math.inf)
         self._outbound_send, self.outbound = trio.open_memory_channel[str](math.inf)
         self.accepted = False
         self.close_code: int | None = None
+        self.close_reason: str | None = None
         self.closed_at: float | None = None
+        self._write_timeout = write_timeout
         self.closed = trio.Event()
         self.sent: list[dict[str, Any]] = []
         self._fail_send_after = fail_send_after
@@ -46,7 +49,7 @@ class FakeTransport:
     async def accept(self) -> None:
         self.accepted = True
 
-    async def receive(self) -> str | bytes:
+    async def receive(self) -> str | bytes | None:
         item = await self._inbound.receive()
         if isinstance(item, _Closed):
             raise PeerClosed(item.code)
@@ -54,14 +57,18 @@ class FakeTransport:
 
     async def send(self, text: str) -> None:
         if self._sends_allowed is not None:
-            await self._sends_allowed.wait()  # a client that stopped reading
+            with trio.move_on_after(self._write_timeout):  # a client that stopped reading
+                await self._sends_allowed.wait()
+            if self._sends_allowed is not None:
+                raise SendTimeout()
         if self._fail_send_after is not None and len(self.sent) >= self._fail_send_after:
             raise RuntimeError("injected send failure")
         self.sent.append(orjson.loads(text))
         self._outbound_send.send_nowait(text)
 
-    async def close(self, code: int) -> None:
+    async def close(self, code: int, reason: str) -> None:
         self.close_code = code
+        self.close_reason = reason
         self.closed_at = trio.current_time()
         self.closed.set()
 
@@ -100,7 +107,6 @@ class Harness:
         ping_interval: float = 30.0,
         idle_timeout: float = 90.0,
         send_queue: int = 256,
-        max_message_bytes: int = 65536,
         max_messages_per_second: float = 20.0,
         history_limit: int = 1000,
         history: MemoryHistory | None = None,
@@ -113,7 +119,6 @@ class Harness:
             config=SessionConfig(
                 ping_interval=ping_interval,
                 idle_timeout=idle_timeout,
-                max_message_bytes=max_message_bytes,
                 max_messages_per_second=max_messages_per_second,
                 history_limit=history_limit,
             ),

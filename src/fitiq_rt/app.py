@@ -1,7 +1,9 @@
 """Wiring: build the services from Settings, and the ASGI app Hypercorn serves.
 
-The ASGI entry routes `/ws/meal-logs` to the lean WebSocket endpoint and everything else to the
-Quart-Trio app, and writes one `http.request` access-log event per request and upgrade.
+The ASGI entry serves REST through the Quart-Trio app and writes one `http.request` access-log
+event per request. `/ws/meal-logs` never reaches it on a new connection (the front door serves
+it on fitiq_rt's own transport); an upgrade sent later on a kept-alive REST connection does,
+and is refused with a status that says to open a new connection.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .observability.debug import register_debug_routes
 from .observability.metrics import Metrics
 from .openapi import install_openapi
 from .realtime.broker import Broker, LocalBroker
-from .realtime.endpoint import logged_path, websocket_endpoint
+from .realtime.endpoint import UPGRADE_REQUIRED, WEBSOCKET_PATH, logged_path, refusal_response
 from .realtime.history import CachedHistory, History, LatestSeqCache
 from .realtime.registry import Registry
 from .realtime.session import SessionConfig, SessionDeps
@@ -97,9 +99,9 @@ def build_services(
         config=SessionConfig(
             ping_interval=settings.ping_interval,
             idle_timeout=settings.idle_timeout,
-            max_message_bytes=settings.max_message_bytes,
             max_messages_per_second=settings.max_messages_per_second,
             history_limit=settings.history_limit,
+            close_timeout=settings.close_timeout,
         ),
         registry=registry,
         history=history,
@@ -180,10 +182,9 @@ def create_asgi_app(services: Services) -> ASGIApp:
         if kind != "lifespan" and _header_bytes(scope) > max_header_bytes:
             await _refuse_large_headers(scope, send)
         elif kind == "websocket":
-            if scope.get("path") == "/ws/meal-logs":
-                await websocket_endpoint(scope, receive, send, services)
-            else:
-                await _websocket_not_found(scope, send)
+            await _websocket_not_here(scope, send)
+        elif kind == "http" and scope.get("path") == WEBSOCKET_PATH:
+            await _upgrade_required(scope, send)
         elif kind == "http":
             await _with_access_log(quart_app, services, scope, receive, send)
         else:
@@ -222,7 +223,7 @@ async def _with_access_log(
         access_log.info(
             "http.request",
             method=scope.get("method"),
-            path=logged_path(scope),
+            path=logged_path(scope_target(scope)),
             status=status,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             bytes=sent,
@@ -230,7 +231,8 @@ async def _with_access_log(
 
 
 def _header_bytes(scope: dict[str, Any]) -> int:
-    """Hypercorn's h11 limit only covers heads that arrive in pieces; this covers whole ones."""
+    """h11's limit only covers heads that arrive in pieces, and the front door only reads a
+    connection's first head; this covers whole heads of later requests on a kept-alive one."""
     return sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
 
 
@@ -241,18 +243,53 @@ async def _refuse_large_headers(scope: dict[str, Any], send: Any) -> None:
     await send({"type": f"{prefix}http.response.start", "status": 431, "headers": headers})
     await send({"type": f"{prefix}http.response.body", "body": body})
     access_log.info(
-        "http.request", method=scope.get("method", "GET"), path=logged_path(scope), status=431
+        "http.request",
+        method=scope.get("method", "GET"),
+        path=logged_path(scope_target(scope)),
+        status=431,
     )
 
 
-async def _websocket_not_found(scope: dict[str, Any], send: Any) -> None:
-    body = b'{"error":{"code":"not_found","message":"no WebSocket endpoint at this path"}}'
+async def _upgrade_required(scope: dict[str, Any], send: Any) -> None:
+    """A plain request for the WebSocket path on a kept-alive connection: 426, as on a new one."""
+    response = refusal_response(UPGRADE_REQUIRED)
+    headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.raw_items()]
+    await send({"type": "http.response.start", "status": 426, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+    access_log.info(
+        "http.request",
+        method=scope.get("method"),
+        path=logged_path(scope_target(scope)),
+        status=426,
+        bytes=len(response.body),
+    )
+
+
+async def _websocket_not_here(scope: dict[str, Any], send: Any) -> None:
+    """An upgrade that reached Hypercorn: another path (404), or a reused connection (400)."""
+    if scope.get("path") == WEBSOCKET_PATH:
+        message = b"open /ws/meal-logs on a new connection"
+        status, body = 400, b'{"error":{"code":"invalid_request","message":"%s"}}' % message
+    else:
+        status, body = (
+            404,
+            b'{"error":{"code":"not_found","message":"no WebSocket endpoint at this path"}}',
+        )
     await send(
         {
             "type": "websocket.http.response.start",
-            "status": 404,
+            "status": status,
             "headers": [(b"content-type", b"application/json")],
         }
     )
     await send({"type": "websocket.http.response.body", "body": body})
-    access_log.info("http.request", method="GET", path=logged_path(scope), status=404, bytes=0)
+    access_log.info(
+        "http.request", method="GET", path=logged_path(scope_target(scope)), status=status, bytes=0
+    )
+
+
+def scope_target(scope: dict[str, Any]) -> str:
+    """The request target (path and query) of an ASGI scope."""
+    path = scope.get("path", "")
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path

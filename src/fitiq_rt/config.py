@@ -79,6 +79,8 @@ class Settings:
     max_header_bytes: int = attrs.field(
         default=16384, validator=_positive("FITIQ_MAX_HEADER_BYTES")
     )
+    close_timeout: float = attrs.field(default=5.0, validator=_positive("FITIQ_CLOSE_TIMEOUT"))
+    write_timeout: float = attrs.field(default=5.0, validator=_positive("FITIQ_WRITE_TIMEOUT"))
     processor: str = "builtin"  # or "package.module:factory" for another MealLogAI
     log_format: str = attrs.field(default="json")
     log_level: str = attrs.field(default="info")
@@ -162,6 +164,8 @@ ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "FITIQ_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _FLOAT),
     "FITIQ_HANDSHAKE_TIMEOUT": ("handshake_timeout", _FLOAT),
     "FITIQ_MAX_HEADER_BYTES": ("max_header_bytes", _INT),
+    "FITIQ_CLOSE_TIMEOUT": ("close_timeout", _FLOAT),
+    "FITIQ_WRITE_TIMEOUT": ("write_timeout", _FLOAT),
     "FITIQ_PROCESSOR": ("processor", str),
     "FITIQ_LOG_FORMAT": ("log_format", str),
     "FITIQ_LOG_LEVEL": ("log_level", str),

@@ -1,8 +1,10 @@
-"""Run the service: Hypercorn's trio worker serving the app, and a shutdown that closes with 1001.
+"""Run the service: fitiq_rt's own listener in front, Hypercorn behind it for REST.
 
-Hypercorn's own SIGTERM handling would cancel handlers after its graceful timeout with no close
-frame; instead a signal here first refuses new sockets (503), closes every open socket with 1001
-(`server_shutdown`), waits for their sessions to log out, and only then stops the listener.
+The listener (`front_door`) serves `/ws/meal-logs` on fitiq_rt's WebSocket transport and hands
+every other connection to Hypercorn's HTTP/1.1 handling. A signal first refuses new sockets
+(503), closes every open socket with 1001 (`server_shutdown`), waits for their sessions to log
+out, then stops the listener and gives what is left (closing handshakes, REST responses) the
+rest of FITIQ_SHUTDOWN_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -11,40 +13,34 @@ import gc
 import logging
 import signal
 import socket
-from functools import partial
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from . import __version__
 from .app import Services, build_services, create_asgi_app, running
 from .config import Settings
+from .front_door import FrontDoor
+from .http_handoff import hypercorn_http
 from .logconfig import get_logger
-from .realtime.connection import CLOSE_GOING_AWAY
+from .realtime.closing import SERVER_SHUTDOWN
 
 log = get_logger("fitiq_rt.server")
 
 STALLED_PEER_TIMEOUT = 30.0  # seconds unacknowledged data may wait before the kernel gives up
+LISTEN_BACKLOG = 2048
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    config.bind = [f"{host}:{settings.port}"]
     config.accesslog = None  # the app writes its own structured access log
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.backlog = 2048
     config.graceful_timeout = settings.shutdown_timeout
     config.h11_max_incomplete_size = settings.max_header_bytes  # larger headers: 431
-    # Hypercorn's idle timer runs from accept until a complete request head arrives, so this
-    # bounds a slowloris client that trickles its headers (and idle keep-alive connections).
+    # Hypercorn's idle timer bounds a keep-alive connection that sends nothing (and a head
+    # trickled after the first request); the front door bounds the first head the same way.
     config.keep_alive_timeout = settings.handshake_timeout
-    # Hypercorn closes frames above this itself (1009) without telling the app; keep it above
-    # the app's limit so the app sees, closes and logs oversized messages in all normal cases.
-    config.websocket_max_message_size = settings.max_message_bytes * 4 + 4
     return config
 
 
@@ -58,31 +54,61 @@ async def serve(
     """Serve until SIGINT/SIGTERM (or `stop` is set); reports the bound port when listening."""
     services = services or build_services(settings)
     stop = stop if stop is not None else trio.Event()
-    listener_stopped = trio.Event()
     async with running(services), trio.open_nursery() as nursery:
         signal_watch = trio.CancelScope()
         nursery.start_soon(_wait_for_signals, stop, signal_watch)
         config = hypercorn_config(settings)
         app = wrap_app(create_asgi_app(services), config.wsgi_max_body_size, "asgi")
-        freeze_startup_objects()
-        binds = await nursery.start(
-            partial(
-                worker_serve,
-                app,
-                config,
-                sockets=listening_sockets(config),
-                shutdown_trigger=listener_stopped.wait,
-            )
-        )
-        port = int(binds[0].rsplit(":", 1)[1])
-        log.info("server.started", host=settings.host, port=port, version=__version__)
-        task_status.started(port)
-        await stop.wait()
-        signal_watch.cancel()
-        closed = await drain(services, settings.shutdown_timeout)
-        listener_stopped.set()
-        nursery.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
+        async with hypercorn_http(app, config) as http:
+            listeners = await open_listeners(settings)
+            front_door = FrontDoor(services, http)
+            freeze_startup_objects()
+            async with trio.open_nursery() as connections:
+                accepting = trio.CancelScope()
+                nursery.start_soon(_accept, accepting, listeners, front_door, connections)
+                port = listeners[0].socket.getsockname()[1]
+                log.info("server.started", host=settings.host, port=port, version=__version__)
+                task_status.started(port)
+                await stop.wait()
+                signal_watch.cancel()
+                deadline = trio.current_time() + settings.shutdown_timeout
+                closed = await drain(services, front_door, deadline)
+                accepting.cancel()
+                for listener in listeners:
+                    await listener.aclose()
+                await http.terminate()
+                connections.cancel_scope.deadline = deadline
+        nursery.cancel_scope.cancel()
     log.info("server.stopped", connections_closed=closed)
+
+
+async def open_listeners(settings: Settings) -> list[trio.SocketListener]:
+    """The listening sockets, with TCP_USER_TIMEOUT set (accepted sockets inherit it on Linux).
+
+    A client that stops reading would otherwise hold a REST response in Hypercorn's shielded
+    send forever; the kernel aborts such a connection after STALLED_PEER_TIMEOUT. (The
+    WebSocket transport has its own, shorter write timeout.)
+    """
+    listeners = await trio.open_tcp_listeners(
+        settings.port, host=settings.host, backlog=LISTEN_BACKLOG
+    )
+    for listener in listeners:
+        sock = listener.socket
+        if hasattr(socket, "TCP_USER_TIMEOUT") and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(STALLED_PEER_TIMEOUT * 1000)
+            )
+    return listeners
+
+
+async def _accept(
+    scope: trio.CancelScope,
+    listeners: list[trio.SocketListener],
+    front_door: FrontDoor,
+    connections: trio.Nursery,
+) -> None:
+    with scope:
+        await trio.serve_listeners(front_door.handle, listeners, handler_nursery=connections)
 
 
 def freeze_startup_objects() -> None:
@@ -96,29 +122,17 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def listening_sockets(config: HypercornConfig) -> Sockets:
-    """Hypercorn's sockets, with TCP_USER_TIMEOUT set (accepted sockets inherit it on Linux).
+async def drain(services: Services, front_door: FrontDoor, deadline: float) -> int:
+    """Refuse new sockets, close the open ones with 1001, and wait until they have logged out.
 
-    A client that stops reading leaves Hypercorn's shielded send_all waiting for a window that
-    never opens; the kernel then aborts the connection after STALLED_PEER_TIMEOUT instead of
-    keeping it (and its task) forever.
+    Closing handshakes that were already waiting for a client end now: those clients had their
+    close frame before the signal, and waiting out their FITIQ_CLOSE_TIMEOUT would hold the stop.
     """
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets + sockets.secure_sockets:
-        if hasattr(socket, "TCP_USER_TIMEOUT") and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(
-                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(STALLED_PEER_TIMEOUT * 1000)
-            )
-        sock.listen(config.backlog)
-    return sockets
-
-
-async def drain(services: Services, timeout: float) -> int:  # noqa: ASYNC109
-    """Refuse new sockets, close the open ones with 1001, and wait until they have logged out."""
     services.draining = True
+    front_door.closing.cut_all()
     registry = services.registry
-    closed = registry.close_all("server_shutdown", CLOSE_GOING_AWAY)
-    with trio.move_on_after(timeout):
+    closed = registry.close_all(SERVER_SHUTDOWN)
+    with trio.move_on_at(deadline):
         await registry.wait_empty()
     return closed
 

@@ -10,7 +10,8 @@ import structlog
 import trio
 import trio.testing
 
-from fitiq_rt.realtime.connection import CLOSE_GOING_AWAY, Connection
+from fitiq_rt.realtime.closing import SERVER_SHUTDOWN
+from fitiq_rt.realtime.connection import Connection
 from tests.fakes import FakeTransport, Harness
 
 
@@ -30,12 +31,8 @@ def _binary(conn: Connection, transport: FakeTransport, harness: Harness) -> Non
     transport.client_send(b"\x00\x01")
 
 
-def _too_big(conn: Connection, transport: FakeTransport, harness: Harness) -> None:
-    transport.client_send('{"type":"ping","pad":"' + "x" * 70000 + '"}')
-
-
 def _shutdown(conn: Connection, transport: FakeTransport, harness: Harness) -> None:
-    harness.registry.close_all("server_shutdown", CLOSE_GOING_AWAY)
+    harness.registry.close_all(SERVER_SHUTDOWN)
 
 
 def _slow(conn: Connection, transport: FakeTransport, harness: Harness) -> None:
@@ -46,7 +43,6 @@ def _slow(conn: Connection, transport: FakeTransport, harness: Harness) -> None:
 EXITS: list[tuple[str, Callable[..., None], str, int | None]] = [
     ("client close", _client_close, "client_closed", 1000),
     ("binary frame", _binary, "protocol_error", 1003),
-    ("message too big", _too_big, "protocol_error", 1009),
     ("server shutdown", _shutdown, "server_shutdown", 1001),
     ("slow consumer", _slow, "slow_consumer", 4029),
 ]
@@ -78,10 +74,7 @@ async def test_exit_path_removes_the_entry_and_logs_one_disconnect(
     assert harness.registry.total == 0
     assert conn.end_reason == reason
     assert conn.end_code == code
-    if reason != "client_closed":
-        assert transport.close_code == code
-    else:
-        assert transport.close_code is None  # the peer already closed; nothing to send
+    assert transport.close_code == code  # for a client close: the echo of its own code
     disconnects = [e for e in logs if e["event"] == "ws.disconnected"]
     assert len(disconnects) == 1
     assert disconnects[0]["reason"] == reason
@@ -117,7 +110,7 @@ async def test_external_cancellation_still_cleans_up_and_logs(autojump_clock: ob
             nursery.cancel_scope.cancel()
     assert harness.registry.total == 0
     assert conn.end_reason == "server_shutdown"
-    assert transport.close_code == 1001  # the close is sent from a shielded scope
+    assert transport.close_code == 1001  # the fake's close never waits; the real one is cut
     assert _pairs(logs) == {conn.connection_id: ["ws.connected", "ws.disconnected"]}
 
 

@@ -7,19 +7,19 @@ from datetime import UTC, datetime
 import pytest
 
 from fitiq_rt.meals.model import stamp
-from fitiq_rt.realtime.endpoint import _parse_last_seq
+from fitiq_rt.realtime.endpoint import parse_last_seq
 
 
 @pytest.mark.parametrize("text", ["²", "٣", "-1", "1.5", "", " 1", "9" * 17])
 def test_last_seq_accepts_ascii_digits_only(text: str) -> None:
     with pytest.raises(ValueError):
-        _parse_last_seq(text)
+        parse_last_seq(text)
 
 
 def test_last_seq_values() -> None:
-    assert _parse_last_seq(None) is None
-    assert _parse_last_seq("0") == 0
-    assert _parse_last_seq("42") == 42
+    assert parse_last_seq(None) is None
+    assert parse_last_seq("0") == 0
+    assert parse_last_seq("42") == 42
 
 
 def test_stamps_are_fixed_width_for_every_year() -> None:

@@ -1,7 +1,7 @@
 """One live WebSocket connection's state: its outbound queue, counters and why it ended.
 
 The registry holds these; the session's tasks update them. `end()` is synchronous and idempotent:
-the first reason wins, so the disconnect log always names what really ended the socket.
+the first rule wins, so the disconnect log always names what really ended the socket.
 """
 
 from __future__ import annotations
@@ -10,18 +10,7 @@ import attrs
 import trio
 
 from ..clock import rfc3339_from_epoch
-
-# Close codes (CONTRACT.md §4).
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_ABNORMAL = 1006
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_MESSAGE_TOO_BIG = 1009
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_TOKEN_EXPIRED = 4001
-CLOSE_IDLE_TIMEOUT = 4008
-CLOSE_SLOW_CONSUMER = 4029
+from .closing import SLOW_CONSUMER, CloseRule
 
 
 @attrs.frozen
@@ -59,10 +48,12 @@ class Connection:
     # Seqs this connection has covered form the range (sent_base, sent_top].
     sent_base: int = 0
     sent_top: int = 0
-    scopes: list[trio.CancelScope] = attrs.field(factory=list)  # one per session task
+    scopes: list[trio.CancelScope] = attrs.field(factory=list)  # the reader's and the timers'
     end_reason: str | None = None
     end_code: int | None = None
-    peer_closed: bool = False
+    end_text: str = ""  # the close frame's reason text
+    ended_at: float = 0.0  # trio clock
+    discard_queue: bool = False  # a slow consumer's queue is not worth draining
     pending_resumes: list[PendingResume] = attrs.field(factory=list)  # not yet answered
 
     @classmethod
@@ -94,23 +85,32 @@ class Connection:
         try:
             self.send_channel.send_nowait(item)
         except trio.WouldBlock:
-            self.end("slow_consumer", CLOSE_SLOW_CONSUMER)
+            self.end(SLOW_CONSUMER)
             return False
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             return False
         return True
 
-    def end(self, reason: str, code: int) -> None:
-        """Record why the socket ends (first caller wins) and stop its tasks."""
+    def end(self, rule: CloseRule, code: int | None = None) -> None:
+        """Record why the socket ends (first caller wins), stop the reader and the timers.
+
+        The writer is not cancelled: it sends what is already queued (bounded by the close
+        timeout; a slow consumer's queue is dropped), then the close frame, so replies decided
+        before the close are not cut off mid-burst. `code` overrides the rule's (a client's own).
+        """
         if self.end_reason is not None:
             return
-        self.end_reason = reason
-        self.end_code = code
+        self.end_reason = rule.reason
+        self.end_code = rule.code if code is None else code
+        self.end_text = rule.text
+        self.ended_at = trio.current_time()
+        self.discard_queue = rule is SLOW_CONSUMER
         for scope in self.scopes:
             scope.cancel()
+        self.send_channel.close()  # the writer's loop ends once the queue is drained
 
     def task_scope(self) -> trio.CancelScope:
-        """A cancel scope for one of the session's tasks; `end()` cancels them all."""
+        """A cancel scope for the reader or the timers; `end()` cancels them."""
         scope = trio.CancelScope()
         if self.end_reason is not None:
             scope.cancel()

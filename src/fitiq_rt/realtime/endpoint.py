@@ -1,82 +1,63 @@
-"""`GET /ws/meal-logs` as a lean ASGI handler inside the same Hypercorn process as the REST app.
+"""`GET /ws/meal-logs`: the opening handshake over fitiq_rt's own transport, then the session.
 
-Why not a Quart websocket route: Quart cancels the route when the client disconnects, so the code
-cannot tell a client close from a shutdown, and its per-request context costs on every connect.
-Here the ASGI events are read directly: refusals go out as real HTTP statuses (401/429/503) before
-any upgrade, and `websocket.disconnect` is seen as what it is.
+The front door hands over the stream and the bytes it read. `websockets`' ServerProtocol parses
+and checks the upgrade (426 without one, 400 for a bad key or version); then come fitiq_rt's
+own checks, in the order a client would fix them: draining (503), token (401), `last_seq`
+(400), the caps (503/429). Every refusal is a real HTTP status with the contract's JSON body,
+sent before any upgrade; an accepted socket is logged `http.request` 101 and becomes a session.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+import trio
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 
-from ..auth import AuthError, bearer_from_headers, select_token
+from ..auth import AuthError, select_token
 from ..logconfig import get_logger, redact_text
 from .connection import Connection
 from .protocol import MAX_SEQ
-from .session import PeerClosed, run_session
+from .session import run_session
+from .ws_transport import PROTOCOL_LOGGER, ClosingWaits, WebSocketTransport
 
 log = get_logger("fitiq_rt.ws")
 access_log = get_logger("fitiq_rt.access")
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+WEBSOCKET_PATH = "/ws/meal-logs"
 
 
-class AsgiTransport:
-    """The session's Transport over ASGI websocket events."""
+class Refusal:
+    """A handshake answered with an HTTP status instead of 101."""
 
-    __slots__ = ("_on_accept", "_receive", "_send")
+    __slots__ = ("code", "message", "reason", "status")
 
-    def __init__(self, receive: Receive, send: Send, on_accept: Callable[[], None]) -> None:
-        self._receive = receive
-        self._send = send
-        self._on_accept = on_accept
-
-    async def accept(self) -> None:
-        await self._send({"type": "websocket.accept"})
-        self._on_accept()
-
-    async def receive(self) -> str | bytes:
-        while True:
-            event = await self._receive()
-            kind = event["type"]
-            if kind == "websocket.receive":
-                text = event.get("text")
-                if text is not None:
-                    return text
-                return event.get("bytes") or b""
-            if kind == "websocket.disconnect":
-                raise PeerClosed(int(event.get("code", 1005)))
-
-    async def send(self, text: str) -> None:
-        await self._send({"type": "websocket.send", "text": text})
-
-    async def close(self, code: int) -> None:
-        await self._send({"type": "websocket.close", "code": code})
+    def __init__(self, status: int, reason: str, code: str, message: str) -> None:
+        self.status = status
+        self.reason = reason  # the ws.rejected reason
+        self.code = code  # the JSON body's error code
+        self.message = message
 
 
-def _query(scope: dict[str, Any]) -> dict[str, str]:
-    raw = scope.get("query_string", b"").decode("latin-1")
-    return dict(parse_qsl(raw, keep_blank_values=True))
+UPGRADE_REQUIRED = Refusal(
+    426, "upgrade_required", "upgrade_required", "this path only serves WebSocket upgrades"
+)
 
 
-def logged_path(scope: dict[str, Any]) -> str:
-    """The request path for the access log, with any token in the query masked."""
-    path = scope.get("path", "")
-    query = scope.get("query_string", b"")
-    if query:
-        return redact_text(f"{path}?{query.decode('latin-1')}")
-    return path
+def logged_path(target: str) -> str:
+    """The request target for the access log, with any token in the query masked."""
+    return redact_text(target) if "?" in target else target
 
 
-def _parse_last_seq(text: str | None) -> int | None:
+def parse_last_seq(text: str | None) -> int | None:
     if text is None:
         return None
     # ASCII digits only: str.isdigit() also accepts "²" and "٣".
@@ -85,32 +66,65 @@ def _parse_last_seq(text: str | None) -> int | None:
     return int(text)
 
 
-async def websocket_endpoint(
-    scope: dict[str, Any], receive: Receive, send: Send, services: Any
+def bearer_from_headers(headers: Headers) -> str | None:
+    """The token of an `Authorization: Bearer` header, "" for another scheme, None for none."""
+    value = headers.get("Authorization")
+    if value is None:
+        return None
+    scheme, _, credentials = value.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return ""
+
+
+async def serve_websocket(
+    stream: trio.SocketStream,
+    received: bytes,
+    services: Any,
+    closing: ClosingWaits,
+    client_ip: str | None,
 ) -> None:
-    """Authenticate, apply the caps, then hand the socket to a session."""
+    """Run the handshake on `received` (the request head and anything after it)."""
     started = time.perf_counter()
-    first = await receive()
-    if first.get("type") != "websocket.connect":
-        return
-    refusal = _check_handshake(scope, services)
-    if isinstance(refusal, _Refusal):
-        services.metrics.ws_rejects.labels(refusal.reason).inc()
-        await _refuse(scope, send, refusal, started)
-        return
-    identity, resume_from, client_ip = refusal
-
-    def on_accept() -> None:
-        access_log.info(
-            "http.request",
-            method="GET",
-            path=logged_path(scope),
-            status=101,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            bytes=0,
-        )
-
     settings = services.settings
+    protocol = ServerProtocol(max_size=settings.max_message_bytes, logger=PROTOCOL_LOGGER)
+    protocol.receive_data(received)
+
+    async def refuse(refusal: Refusal, method: str, target: str) -> None:
+        wait = settings.close_timeout
+        await _refuse(stream, protocol, refusal, method, target, started, closing, wait)
+
+    request = next((e for e in protocol.events_received() if isinstance(e, Request)), None)
+    if request is None:  # the library could not parse it as an HTTP request
+        refusal = Refusal(400, "invalid_handshake", "invalid_request", "malformed HTTP request")
+        await refuse(refusal, "GET", WEBSOCKET_PATH)
+        return
+    target = request.path
+    response = protocol.accept(request)
+    if response.status_code != 101:  # the library's checks: 426 without an upgrade, else 400
+        message = str(protocol.handshake_exc or HTTPStatus(response.status_code).phrase)
+        refusal = (
+            Refusal(426, "upgrade_required", "upgrade_required", message)
+            if response.status_code == 426
+            else Refusal(400, "invalid_handshake", "invalid_request", message)
+        )
+        await refuse(refusal, request.method, target)
+        return
+    checked = check_handshake(target, request.headers, client_ip, services)
+    if isinstance(checked, Refusal):
+        services.metrics.ws_rejects.labels(checked.reason).inc()
+        await refuse(checked, request.method, target)
+        return
+    identity, resume_from = checked
+    protocol.send_response(response)  # the 101 leaves with the welcome frame
+    access_log.info(
+        "http.request",
+        method="GET",
+        path=logged_path(target),
+        status=101,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        bytes=0,
+    )
     conn = Connection.open(
         connection_id=uuid.uuid4().hex,
         user_id=identity.user_id,
@@ -118,80 +132,123 @@ async def websocket_endpoint(
         queue_size=settings.send_queue,
         wall_now=time.time(),
     )
+    transport = WebSocketTransport(
+        stream,
+        protocol,
+        write_timeout=settings.write_timeout,
+        close_timeout=settings.close_timeout,
+        closing=closing,
+    )
     # No await between the cap checks above and the registry.add inside run_session.
     await run_session(
         conn,
-        AsgiTransport(receive, send, on_accept),
+        transport,
         services.session_deps,
         expires_at=identity.expires_at,
         resume_from=resume_from,
     )
 
 
-class _Refusal:
-    __slots__ = ("code", "message", "reason", "status")
-
-    def __init__(self, status: int, reason: str, code: str, message: str) -> None:
-        self.status = status
-        self.reason = reason
-        self.code = code
-        self.message = message
-
-
-def _check_handshake(scope: dict[str, Any], services: Any) -> Any:
+def check_handshake(
+    target: str, headers: Headers, client_ip: str | None, services: Any
+) -> Refusal | tuple[Any, int | None]:
     """Everything that can refuse a handshake, synchronously, in the order a client would fix it."""
     settings = services.settings
     registry = services.registry
     if services.draining:
-        return _Refusal(503, "server_shutdown", "unavailable", "the server is shutting down")
-    query = _query(scope)
+        return Refusal(503, "server_shutdown", "unavailable", "the server is shutting down")
+    query = dict(parse_qsl(target.partition("?")[2], keep_blank_values=True))
     try:
-        token = select_token(query.get("token"), bearer_from_headers(scope.get("headers", [])))
+        token = select_token(query.get("token"), bearer_from_headers(headers))
         identity = services.verifier.verify(token)
     except AuthError as error:
-        return _Refusal(401, error.reason, "unauthorized", error.message)
+        return Refusal(401, error.reason, "unauthorized", error.message)
     try:
-        resume_from = _parse_last_seq(query.get("last_seq"))
+        resume_from = parse_last_seq(query.get("last_seq"))
     except ValueError as error:
-        return _Refusal(400, "invalid_request", "invalid_request", str(error))
+        return Refusal(400, "invalid_request", "invalid_request", str(error))
     if registry.total >= settings.max_connections:
-        return _Refusal(503, "server_full", "unavailable", "the server is at its connection limit")
+        return Refusal(503, "server_full", "unavailable", "the server is at its connection limit")
     if registry.count_for_user(identity.user_id) >= settings.max_connections_per_user:
-        return _Refusal(
+        return Refusal(
             429,
             "too_many_connections",
             "too_many_connections",
             f"at most {settings.max_connections_per_user} sockets per user",
         )
-    client = scope.get("client")
-    client_ip = client[0] if client else None
     per_ip = settings.max_connections_per_ip
     if per_ip and client_ip and registry.count_for_ip(client_ip) >= per_ip:
-        return _Refusal(
+        return Refusal(
             429,
             "too_many_connections_from_address",
             "too_many_connections",
             f"at most {per_ip} sockets per client address",
         )
-    return identity, resume_from, client_ip
+    return identity, resume_from
 
 
-async def _refuse(scope: dict[str, Any], send: Send, refusal: _Refusal, started: float) -> None:
-    """Answer the upgrade with a real HTTP status and the contract's JSON error body."""
+def refusal_response(refusal: Refusal) -> Response:
+    """The HTTP answer to a refused handshake: status, JSON error body, Retry-After on a cap."""
     body = orjson.dumps({"error": {"code": refusal.code, "message": refusal.message}})
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    if refusal.status in (429, 503):
-        headers.append((b"retry-after", b"1"))
-    await send(
-        {"type": "websocket.http.response.start", "status": refusal.status, "headers": headers}
+    headers = Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ]
     )
-    await send({"type": "websocket.http.response.body", "body": body})
+    if refusal.status in (429, 503):
+        headers["Retry-After"] = "1"
+    elif refusal.status == 426:
+        headers["Upgrade"] = "websocket"
+    elif refusal.status == 405:
+        headers["Allow"] = "GET"
+    return Response(refusal.status, HTTPStatus(refusal.status).phrase, headers, body)
+
+
+async def _refuse(
+    stream: trio.SocketStream,
+    protocol: ServerProtocol,
+    refusal: Refusal,
+    method: str,
+    target: str,
+    started: float,
+    closing: ClosingWaits,
+    wait: float,
+) -> None:
+    response = refusal_response(refusal)
+    if protocol.state is State.CONNECTING and not protocol.eof_sent:
+        protocol.send_response(response)  # queues the answer, then the end of our stream
+        data = protocol.data_to_send()
+    else:
+        data = [response.serialize(), b""]
     log.info("ws.rejected", reason=refusal.reason, status=refusal.status)
     access_log.info(
         "http.request",
-        method="GET",
-        path=logged_path(scope),
+        method=method,
+        path=logged_path(target),
         status=refusal.status,
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        bytes=len(body),
+        bytes=len(response.body),
     )
+    await send_and_close(stream, b"".join(data), closing, wait)
+
+
+async def send_and_close(
+    stream: trio.SocketStream, data: bytes, closing: ClosingWaits, wait: float
+) -> None:
+    """Send a final HTTP answer, half-close, and read until the client ends (at most `wait`).
+
+    Closing with unread request bytes in the kernel would reset the connection and could
+    destroy the answer before the client reads it.
+    """
+    try:
+        with closing.waiting(wait):
+            await stream.send_all(data)
+            await stream.send_eof()
+            while await stream.receive_some(65536):
+                pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    finally:
+        stream.socket.close()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import trio
 
+from .closing import CloseRule
 from .connection import Connection
 
 UserHook = Callable[[str], None]
@@ -104,10 +105,10 @@ class Registry:
             self._emptied = trio.Event()
             await self._emptied.wait()
 
-    def close_all(self, reason: str, code: int) -> int:
+    def close_all(self, rule: CloseRule) -> int:
         """Ask every session to end (server shutdown); each removes itself in its finally."""
         count = 0
         for conn in self:
-            conn.end(reason, code)
+            conn.end(rule)
             count += 1
         return count

@@ -4,13 +4,14 @@ The timer task is the pinger, the idle watchdog and the token-expiry timer at on
 
 The session runs over a small `Transport` so unit tests drive it with an in-memory fake under
 `autojump_clock`. Whatever ends it (the client, a timeout, an error, shutdown), the `finally`
-removes exactly this connection from the registry and logs exactly one `ws.disconnected`.
+removes exactly this connection from the registry and logs exactly one `ws.disconnected`, with
+the rule from `closing` that ended it; the writer then sends the close frame that rule names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import trio
@@ -18,18 +19,17 @@ import trio
 from ..logconfig import get_logger
 from ..notification import Notification
 from ..observability.metrics import Metrics
-from .connection import (
-    CLOSE_GOING_AWAY,
-    CLOSE_IDLE_TIMEOUT,
-    CLOSE_INTERNAL_ERROR,
-    CLOSE_MESSAGE_TOO_BIG,
-    CLOSE_POLICY_VIOLATION,
-    CLOSE_TOKEN_EXPIRED,
-    CLOSE_UNSUPPORTED_DATA,
-    Connection,
-    PendingResume,
-    ReplayRequest,
+from .closing import (
+    CLIENT_CLOSED,
+    IDLE_TIMEOUT,
+    INTERNAL_ERROR,
+    POLICY_VIOLATION,
+    SERVER_SHUTDOWN,
+    SLOW_CONSUMER,
+    TOKEN_EXPIRED,
+    UNSUPPORTED_DATA,
 )
+from .connection import Connection, PendingResume, ReplayRequest
 from .history import History
 from .protocol import (
     ClientAck,
@@ -44,43 +44,18 @@ from .protocol import (
     welcome_frame,
 )
 from .registry import Registry
+from .transport import CONTROL_FRAME, PeerClosed, ProtocolFailure, SendTimeout, Transport
 
 log = get_logger("fitiq_rt.ws")
-
-CLOSE_GRACE_SECONDS = 1.0  # how long a shielded close may take in cleanup
-
-
-class PeerClosed(Exception):
-    """The client closed the socket (or the network did); `code` is what the server saw."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class Transport(Protocol):
-    """What a session needs from a WebSocket: the ASGI adapter and the test fake implement it."""
-
-    async def receive(self) -> str | bytes:
-        """The next message; raises PeerClosed when the client is gone."""
-        ...
-
-    async def accept(self) -> None:
-        """Complete the handshake (101)."""
-        ...
-
-    async def send(self, text: str) -> None: ...
-
-    async def close(self, code: int) -> None: ...
 
 
 @attrs.frozen
 class SessionConfig:
     ping_interval: float
     idle_timeout: float
-    max_message_bytes: int
     max_messages_per_second: float
     history_limit: int
+    close_timeout: float = 5.0  # also bounds sending what was queued when the close was decided
 
 
 @attrs.frozen
@@ -103,9 +78,8 @@ async def run_session(
     """Serve one socket until something ends it; never raises but for cancellation.
 
     The reader runs inline, the writer and the timer task beside it. Registry removal and the
-    disconnect log happen as soon as the reader stops, without waiting for the writer: Hypercorn
-    writes inside a shielded scope, so a writer stuck on a client that stopped reading cannot
-    be cancelled, and the session must not wait for it to log out (TCP_USER_TIMEOUT frees it).
+    disconnect log happen as soon as the reader stops: from then on no notification is offered
+    to this socket, while the writer finishes the queue and the closing handshake.
     """
     registry = deps.registry
     registry.add(conn)
@@ -132,12 +106,12 @@ async def run_session(
             await _guarded(conn, _reader(conn, transport, deps))
         finally:
             if conn.end_reason is None:  # cancelled from outside: the server is going away
-                conn.end("server_shutdown", CLOSE_GOING_AWAY)
+                conn.end(SERVER_SHUTDOWN)
             _log_out(conn, deps)
 
 
 async def _guarded(conn: Connection, work: Coroutine[Any, Any, None]) -> None:
-    """Run one session task in its own cancel scope; an error ends the session, not the server."""
+    """Run the reader or the timers in a scope `end()` cancels; an error ends the session."""
     with conn.task_scope():
         try:
             await work
@@ -154,7 +128,7 @@ def _record_error(conn: Connection, exc: BaseException) -> None:
             error=repr(exc)[:500],
             exc_info=exc,
         )
-    conn.end("error", CLOSE_INTERNAL_ERROR)
+    conn.end(INTERNAL_ERROR)
 
 
 def _log_out(conn: Connection, deps: SessionDeps) -> None:
@@ -179,19 +153,27 @@ def _log_out(conn: Connection, deps: SessionDeps) -> None:
 
 
 async def _reader(conn: Connection, transport: Transport, deps: SessionDeps) -> None:
-    """Receive every frame, always: a stalled reader would block Hypercorn's TCP reader too."""
+    """Receive every frame, always: pings are answered and the close is seen only by reading.
+
+    Every frame (a ping or pong too) is activity and counts against the inbound rate; the
+    transport enforces the size limit (1009) and RFC 6455 itself (1002, 1007).
+    """
     config = deps.config
     rate = config.max_messages_per_second
     burst = 2.0 * rate
     tokens = burst
     refilled = trio.current_time()
-    max_bytes = config.max_message_bytes
     while True:
         try:
             message = await transport.receive()
         except PeerClosed as closed:
-            conn.peer_closed = True
-            conn.end("client_closed", closed.code)
+            conn.end(CLIENT_CLOSED, closed.code)
+            return
+        except ProtocolFailure as failure:
+            conn.end(failure.rule, failure.code)
+            return
+        except SendTimeout:  # a pong that could not leave
+            conn.end(SLOW_CONSUMER)
             return
         now = trio.current_time()
         conn.last_seen = now
@@ -199,14 +181,13 @@ async def _reader(conn: Connection, transport: Transport, deps: SessionDeps) -> 
         tokens = min(burst, tokens + (now - refilled) * rate)
         refilled = now
         if tokens < 1.0:
-            conn.end("policy_violation", CLOSE_POLICY_VIOLATION)
+            conn.end(POLICY_VIOLATION)
             return
         tokens -= 1.0
+        if message is CONTROL_FRAME:
+            continue
         if not isinstance(message, str):
-            conn.end("protocol_error", CLOSE_UNSUPPORTED_DATA)
-            return
-        if len(message) > max_bytes // 4 and len(message.encode()) > max_bytes:
-            conn.end("protocol_error", CLOSE_MESSAGE_TOO_BIG)
+            conn.end(UNSUPPORTED_DATA)
             return
         _handle_message(conn, message)
 
@@ -229,23 +210,26 @@ def _handle_message(conn: Connection, text: str) -> None:
 
 
 async def _writer(conn: Connection, transport: Transport, deps: SessionDeps) -> None:
-    """The only task that sends: the 101, the welcome, then frames in queue order; the close
-    frame last, once the session has ended."""
+    """The task that sends messages: the 101, the welcome, then frames in queue order; once the
+    session has ended, what was already queued, then the close frame and the closing handshake.
+
+    `end()` does not cancel it; a send that stalls is cut by the transport's write timeout.
+    """
     try:
-        await _guarded(conn, _write_frames(conn, transport, deps))
+        await _write_frames(conn, transport, deps)
+    except SendTimeout:
+        conn.end(SLOW_CONSUMER)
+    except Exception as exc:
+        _record_error(conn, exc)
     finally:
-        if not conn.peer_closed:
-            # No end code yet means the whole server is being cancelled: going away (1001).
-            code = conn.end_code or CLOSE_GOING_AWAY
-            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE_SECONDS):
-                try:
-                    await transport.close(code)
-                except Exception:  # the socket may already be gone
-                    pass
+        if conn.end_reason is None:  # cancelled from outside: the server is going away
+            conn.end(SERVER_SHUTDOWN)
+        await transport.close(conn.end_code or SERVER_SHUTDOWN.code, conn.end_text)
 
 
 async def _write_frames(conn: Connection, transport: Transport, deps: SessionDeps) -> None:
     config = deps.config
+    drain_bound = config.close_timeout
     await transport.accept()
     latest = await deps.history.latest_seq(conn.user_id)  # read after registry.add: no gap
     conn.sent_base = conn.sent_top = latest
@@ -256,6 +240,10 @@ async def _write_frames(conn: Connection, transport: Transport, deps: SessionDep
     )
     conn.messages_out += 1
     async for item in conn.receive_channel:
+        if conn.end_reason is not None and (
+            conn.discard_queue or trio.current_time() - conn.ended_at > drain_bound
+        ):
+            return
         if isinstance(item, str):
             await transport.send(item)
             conn.messages_out += 1
@@ -360,7 +348,7 @@ async def _timers(
     while True:
         now = trio.current_time()
         if now >= token_deadline:
-            conn.end("token_expired", CLOSE_TOKEN_EXPIRED)
+            conn.end(TOKEN_EXPIRED)
             return
         idle_deadline = conn.last_seen + idle_timeout
         if now >= idle_deadline:
@@ -370,7 +358,7 @@ async def _timers(
                 connection_id=conn.connection_id,
                 idle_seconds=round(now - conn.last_seen, 3),
             )
-            conn.end("idle_timeout", CLOSE_IDLE_TIMEOUT)
+            conn.end(IDLE_TIMEOUT)
             return
         next_ping = conn.started + beat * interval
         if now >= next_ping:

@@ -1,0 +1,129 @@
+"""The listener's first look at each connection: read the request head, then route it.
+
+`GET /ws/meal-logs` goes to fitiq_rt's own WebSocket transport; everything else goes, with the
+bytes already read, to Hypercorn's HTTP/1.1 handling. The head must arrive within
+FITIQ_HANDSHAKE_TIMEOUT (a client trickling its headers is dropped) and fit in
+FITIQ_MAX_HEADER_BYTES (431 otherwise), whichever side it is routed to.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+
+from .http_handoff import HttpHandoff
+from .logconfig import get_logger
+from .realtime.endpoint import (
+    WEBSOCKET_PATH,
+    Refusal,
+    logged_path,
+    refusal_response,
+    send_and_close,
+    serve_websocket,
+)
+from .realtime.ws_transport import ClosingWaits
+
+log = get_logger("fitiq_rt.server")
+access_log = get_logger("fitiq_rt.access")
+
+RECEIVE_BYTES = 65536
+_HEAD_END = b"\r\n\r\n"
+_WEBSOCKET_TARGET = WEBSOCKET_PATH.encode()
+
+
+class HeadTooLarge(Exception):
+    """The request head is over FITIQ_MAX_HEADER_BYTES; `received` is what came so far."""
+
+    def __init__(self, received: bytes) -> None:
+        super().__init__()
+        self.received = received
+
+
+async def read_head(stream: trio.SocketStream, limit: int) -> bytes | None:
+    """Everything received up to and past the end of the request head; None at EOF first."""
+    received = b""
+    while True:
+        chunk = await stream.receive_some(RECEIVE_BYTES)
+        if not chunk:
+            return None
+        searched_from = max(0, len(received) - 3)
+        received += chunk
+        end = received.find(_HEAD_END, searched_from)
+        if end >= 0:
+            if end > limit:
+                raise HeadTooLarge(received)
+            return received
+        if len(received) > limit:
+            raise HeadTooLarge(received)
+
+
+def request_line(received: bytes) -> tuple[str, str]:
+    """(method, target) of a request head, as well as it can be read (for routing and logs)."""
+    line = received.split(b"\r\n", 1)[0]
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        return "", ""
+    return parts[0].decode("latin-1"), parts[1].decode("latin-1")
+
+
+def is_websocket_route(received: bytes) -> bool:
+    line = received[: received.find(b"\r\n")]
+    if not line.startswith(b"GET "):
+        return False
+    target = line[4:].split(b" ", 1)[0]
+    return target.split(b"?", 1)[0] == _WEBSOCKET_TARGET
+
+
+class FrontDoor:
+    """One per server: routes connections and tracks their closing handshakes."""
+
+    def __init__(self, services: Any, http: HttpHandoff) -> None:
+        self._services = services
+        self._http = http
+        self.closing = ClosingWaits()
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        """Serve one accepted connection; never raises, so one bad client cannot stop the server."""
+        settings = self._services.settings
+        try:
+            try:
+                with trio.fail_after(settings.handshake_timeout):
+                    received = await read_head(stream, settings.max_header_bytes)
+            except HeadTooLarge as too_large:
+                await self._refuse_large_head(stream, too_large.received)
+                return
+            except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if received is None:
+                return
+            if is_websocket_route(received):
+                client = stream.socket.getpeername()
+                await serve_websocket(
+                    stream, received, self._services, self.closing, client[0] if client else None
+                )
+            else:
+                await self._http.serve(stream, received)
+        except OSError:
+            pass  # the peer vanished under us (reset, unreachable)
+        except Exception as exc:
+            log.error("connection.error", error=repr(exc)[:500], exc_info=exc)
+        finally:
+            stream.socket.close()
+
+    async def _refuse_large_head(self, stream: trio.SocketStream, received: bytes) -> None:
+        started = time.perf_counter()
+        message = "request headers are too large"
+        response = refusal_response(Refusal(431, "headers_too_large", "headers_too_large", message))
+        method, target = request_line(received)
+        access_log.info(
+            "http.request",
+            method=method,
+            path=logged_path(target),
+            status=431,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            bytes=len(response.body),
+        )
+        wait = self._services.settings.close_timeout
+        await send_and_close(stream, response.serialize(), self.closing, wait)
