@@ -40,6 +40,7 @@ class FakeTransport:
         self.close_reason: str | None = None
         self.closed_at: float | None = None
         self._write_timeout = write_timeout
+        self.flushes = 0
         self.closed = trio.Event()
         self.sent: list[dict[str, Any]] = []
         self._fail_send_after = fail_send_after
@@ -49,7 +50,7 @@ class FakeTransport:
     async def accept(self) -> None:
         self.accepted = True
 
-    async def receive(self) -> str | bytes | None:
+    async def receive(self) -> str | bytes | object | None:
         item = await self._inbound.receive()
         if isinstance(item, _Closed):
             raise PeerClosed(item.code)
@@ -65,6 +66,9 @@ class FakeTransport:
             raise RuntimeError("injected send failure")
         self.sent.append(orjson.loads(text))
         self._outbound_send.send_nowait(text)
+
+    async def flush(self) -> None:
+        self.flushes += 1
 
     async def close(self, code: int, reason: str) -> None:
         self.close_code = code

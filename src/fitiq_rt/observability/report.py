@@ -36,8 +36,8 @@ STDIN = "-"
 
 #: Seconds between a ``notification.queued`` and the socket's own ``ws.disconnected`` within
 #: which the two are treated as one close in progress, not as the seed's bug: the session removes
-#: the socket from the registry, then spends up to ``CLOSE_GRACE_SECONDS`` (1 s,
-#: realtime/session.py) closing it, and only then logs ``ws.disconnected``. Twice that, for margin.
+#: the socket from the registry and logs ``ws.disconnected`` in one synchronous step, but lines
+#: written by other tasks (and other nodes' clocks) can still land on either side of it.
 DEFAULT_CLOSE_RACE_GRACE = 2.0
 
 SEVERITY_ERROR = "error"

@@ -13,6 +13,16 @@ from ..clock import rfc3339_from_epoch
 from .closing import SLOW_CONSUMER, CloseRule
 
 
+class _FlushOutput:
+    def __repr__(self) -> str:
+        return "FLUSH_OUTPUT"
+
+
+#: Queued by the reader after a protocol ping: the writer, the only task that sends, sends the
+#: pong the WebSocket library has already queued.
+FLUSH_OUTPUT = _FlushOutput()
+
+
 @attrs.frozen
 class ReplayRequest:
     """Queued by the reader so the writer (the only task that sends) runs the replay in order."""

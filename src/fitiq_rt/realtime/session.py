@@ -29,7 +29,7 @@ from .closing import (
     TOKEN_EXPIRED,
     UNSUPPORTED_DATA,
 )
-from .connection import Connection, PendingResume, ReplayRequest
+from .connection import FLUSH_OUTPUT, Connection, PendingResume, ReplayRequest
 from .history import History
 from .protocol import (
     ClientAck,
@@ -44,7 +44,14 @@ from .protocol import (
     welcome_frame,
 )
 from .registry import Registry
-from .transport import CONTROL_FRAME, PeerClosed, ProtocolFailure, SendTimeout, Transport
+from .transport import (
+    CONTROL_FRAME,
+    PING_RECEIVED,
+    PeerClosed,
+    ProtocolFailure,
+    SendTimeout,
+    Transport,
+)
 
 log = get_logger("fitiq_rt.ws")
 
@@ -172,9 +179,6 @@ async def _reader(conn: Connection, transport: Transport, deps: SessionDeps) -> 
         except ProtocolFailure as failure:
             conn.end(failure.rule, failure.code)
             return
-        except SendTimeout:  # a pong that could not leave
-            conn.end(SLOW_CONSUMER)
-            return
         now = trio.current_time()
         conn.last_seen = now
         conn.messages_in += 1
@@ -185,6 +189,9 @@ async def _reader(conn: Connection, transport: Transport, deps: SessionDeps) -> 
             return
         tokens -= 1.0
         if message is CONTROL_FRAME:
+            continue
+        if message is PING_RECEIVED:
+            conn.offer(FLUSH_OUTPUT)  # the writer sends the pong
             continue
         if not isinstance(message, str):
             conn.end(UNSUPPORTED_DATA)
@@ -219,6 +226,8 @@ async def _writer(conn: Connection, transport: Transport, deps: SessionDeps) -> 
         await _write_frames(conn, transport, deps)
     except SendTimeout:
         conn.end(SLOW_CONSUMER)
+    except PeerClosed as closed:  # the client vanished: what the reader would see too
+        conn.end(CLIENT_CLOSED, closed.code)
     except Exception as exc:
         _record_error(conn, exc)
     finally:
@@ -262,6 +271,8 @@ async def _write_frames(conn: Connection, transport: Transport, deps: SessionDep
         elif isinstance(item, ReplayRequest):
             outcome = await _replay_notifications(conn, transport, deps, item.last_seq)
             await _answer_resume(conn, transport, deps, item.last_seq, *outcome)
+        elif item is FLUSH_OUTPUT:
+            await transport.flush()
 
 
 async def _send_notification(conn: Connection, transport: Transport, note: Notification) -> None:

@@ -10,8 +10,17 @@ from typing import Protocol
 
 from .closing import CloseRule
 
-#: What `Transport.receive` returns for a ping or pong frame: activity, but no message.
+#: What `Transport.receive` returns for a pong frame: activity, but no message.
 CONTROL_FRAME = None
+
+
+class _PingReceived:
+    def __repr__(self) -> str:
+        return "PING_RECEIVED"
+
+
+#: What `Transport.receive` returns for a ping frame: its pong waits for `Transport.flush`.
+PING_RECEIVED = _PingReceived()
 
 
 class PeerClosed(Exception):
@@ -40,12 +49,18 @@ class Transport(Protocol):
         """Complete the handshake (101)."""
         ...
 
-    async def receive(self) -> str | bytes | None:
-        """The next message, or CONTROL_FRAME; raises PeerClosed or ProtocolFailure at the end."""
+    async def receive(self) -> str | bytes | object | None:
+        """The next message, CONTROL_FRAME or PING_RECEIVED; raises PeerClosed or
+        ProtocolFailure at the end. Never sends: only the writer does."""
         ...
 
     async def send(self, text: str) -> None:
-        """Send one text message; raises SendTimeout when the client stopped reading."""
+        """Send one text message; raises SendTimeout when the client stopped reading, and
+        PeerClosed (1006) when it is gone."""
+        ...
+
+    async def flush(self) -> None:
+        """Send the replies the protocol queued while reading (a ping's pong)."""
         ...
 
     async def close(self, code: int, reason: str) -> None:

@@ -6,10 +6,11 @@ leaves to its caller), bounds every send by FITIQ_WRITE_TIMEOUT, and runs the cl
 after its close frame the server keeps reading, and discarding, until the client's close (or
 TCP's end), at most FITIQ_CLOSE_TIMEOUT, so a client that is still sending receives the close.
 
-Two tasks use one transport: the session's reader (`receive`) and its writer (`send`, `close`).
-Bytes the library produces while reading (a pong, the echo of a close) are flushed by the
-reader unless the writer is already sending, in which case the writer's loop picks them up; a
-lock keeps one `send_all` at a time on the stream, as trio requires.
+Two tasks use one transport: the session's reader (`receive`) and its writer (`send`, `flush`,
+`close`). Only the writer touches the network's sending side: bytes the library produces while
+reading (a pong, the echo of a close) wait in the protocol until the writer's next flush, which
+the reader asks for when `receive` returns PING_RECEIVED. So a cancelled reader can never cut a
+frame in half, and the writer is cancelled only when the whole server gives up.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from .closing import ABNORMAL_CLOSURE, INVALID_DATA, NO_STATUS_RECEIVED, for_protocol_failure
-from .transport import CONTROL_FRAME, PeerClosed, ProtocolFailure, SendTimeout
+from .transport import CONTROL_FRAME, PING_RECEIVED, PeerClosed, ProtocolFailure, SendTimeout
 
 RECEIVE_BYTES = 65536
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
@@ -80,14 +81,13 @@ class WebSocketTransport:
         "_events",
         "_fragments",
         "_protocol",
-        "_send_lock",
         "_stream",
         "_write_timeout",
     )
 
     def __init__(
         self,
-        stream: trio.SocketStream,
+        stream: trio.abc.HalfCloseableStream,
         protocol: ServerProtocol,
         *,
         write_timeout: float,
@@ -99,7 +99,6 @@ class WebSocketTransport:
         self._write_timeout = write_timeout
         self._close_timeout = close_timeout
         self._closing = closing
-        self._send_lock = trio.Lock()
         self._events: deque[Frame] = deque()
         self._fragments: list[bytes] | list[str] | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
@@ -111,7 +110,14 @@ class WebSocketTransport:
         """The 101 is already queued in the protocol; it leaves with the welcome frame."""
 
     async def send(self, text: str) -> None:
-        self._protocol.send_text(text.encode())
+        """Send one text message, unless a close frame has gone out: then nothing may follow
+        (RFC 6455 §5.5.1), and the close frame has told the client why."""
+        if self._protocol.state is _OPEN:
+            self._protocol.send_text(text.encode())
+        await self._flush()
+
+    async def flush(self) -> None:
+        """Send what the library queued while reading (pongs)."""
         await self._flush()
 
     async def close(self, code: int, reason: str) -> None:
@@ -136,10 +142,10 @@ class WebSocketTransport:
                         protocol.receive_eof()
                     protocol.events_received()  # after our close, what arrives is discarded
                     await self._flush()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, SendTimeout, OSError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, SendTimeout, PeerClosed):
             self._broken = True
         finally:
-            self._end_tcp()
+            await self._end_tcp()
 
     # --- the reader's side -------------------------------------------------------------
 
@@ -163,8 +169,6 @@ class WebSocketTransport:
             else:
                 protocol.receive_eof()
             events.extend(protocol.events_received())  # type: ignore[arg-type]  # frames once open
-            if protocol.writes and not self._send_lock.locked():
-                await self._flush()
 
     def _take(self, frame: Frame) -> str | bytes | object | None:
         opcode = frame.opcode
@@ -173,7 +177,7 @@ class WebSocketTransport:
         if opcode is _CLOSE:
             close = self._protocol.close_rcvd
             raise PeerClosed(close.code if close is not None else NO_STATUS_RECEIVED)
-        return CONTROL_FRAME  # _PING (the library queued its pong) or _PONG
+        return PING_RECEIVED if opcode is _PING else CONTROL_FRAME  # a ping's pong is queued
 
     def _assemble(self, frame: Frame) -> str | bytes | object:
         opcode = frame.opcode
@@ -223,33 +227,35 @@ class WebSocketTransport:
     async def _flush(self) -> None:
         """Send whatever the protocol has queued, bounded by the write timeout."""
         protocol = self._protocol
-        async with self._send_lock:
-            while protocol.writes:
-                chunks = protocol.data_to_send()
-                eof = chunks[-1] == b""
-                data = b"".join(chunks)
-                try:
-                    if data:
-                        with trio.fail_after(self._write_timeout):
-                            await self._stream.send_all(data)
-                    if eof:
-                        await self._stream.send_eof()
-                except trio.TooSlowError:
-                    self._broken = True
-                    raise SendTimeout() from None
-                except BaseException:
-                    self._broken = True  # a send cut short leaves half a frame on the wire
-                    raise
+        while protocol.writes:
+            chunks = protocol.data_to_send()
+            eof = chunks[-1] == b""
+            data = b"".join(chunks)
+            try:
+                if data:
+                    with trio.fail_after(self._write_timeout):
+                        await self._stream.send_all(data)
+                if eof:
+                    await self._stream.send_eof()
+            except trio.TooSlowError:
+                self._broken = True
+                raise SendTimeout() from None
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._broken = True  # reset or gone: the client vanished without a close
+                raise PeerClosed(ABNORMAL_CLOSURE) from None
+            except BaseException:
+                self._broken = True  # a send cut short leaves half a frame on the wire
+                raise
 
-    def _end_tcp(self) -> None:
+    async def _end_tcp(self) -> None:
         """Close the socket; one whose send was cut short is reset, so its buffers go at once."""
-        sock = self._stream.socket
-        if self._broken:
+        sock = getattr(self._stream, "socket", None)  # None for tests' in-memory streams
+        if self._broken and sock is not None:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             except OSError:
                 pass
-        sock.close()
+        await trio.aclose_forcefully(self._stream)
 
 
 _INCOMPLETE = object()
