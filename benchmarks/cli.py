@@ -16,7 +16,7 @@ from typing import Any
 from . import report
 from .launch import CpuPlan, LaunchError, Target, attached, raise_fd_limit
 from .runner import run_on_fresh_server
-from .scenarios import churn, compare, e2e, fanout, idle, logs
+from .scenarios import churn, compare, e2e, fanout, idle, logs, wslib
 from .scenarios.common import RunOptions
 from .targets import FITIQ, KNOWN, TargetUnavailable, resolve_server
 from .tokens import TokenSource
@@ -35,6 +35,7 @@ SUMMARIES = {
     "fanout": "latency to all 10 sockets of one user among 1,000 connected users",
     "logs": "lines/s of `fitiq-rt logs report` (benchmarks.logs_bench)",
     "compare": "fitiq_rt and the three peers for churn, idle and e2e, with ratios",
+    "wslib": "server-side sans-I/O cost per churn session: websockets vs wsproto (no network)",
 }
 
 
@@ -121,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs_parser = sub.add_parser("logs", help=SUMMARIES["logs"], description=logs.__doc__)
     logs.add_arguments(logs_parser)
     logs_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
+    lib_parser = sub.add_parser("wslib", help=SUMMARIES["wslib"], description=wslib.__doc__)
+    wslib.add_arguments(lib_parser)
+    lib_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
     cmp = sub.add_parser("compare", help=SUMMARIES["compare"], description=compare.__doc__)
     compare.add_arguments(cmp)
     _common(cmp, server=False)
@@ -211,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             params = logs.params_from(args)
             record.update(parameters=params, **logs.run(params))
             report.print_single("logs report — analyzer throughput", logs.headline(record), record)
+        elif args.scenario == "wslib":
+            params = wslib.params_from(args)
+            record.update(parameters=params, **wslib.run(params))
+            report.print_single(
+                "WebSocket libraries — sans-I/O cost", wslib.headline(record), record
+            )
         elif args.scenario == "compare":
             _run_compare(args, record)
         else:

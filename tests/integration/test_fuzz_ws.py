@@ -204,7 +204,8 @@ _VALID_CLOSE_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000
 
 
 def _close(code: int, reason: str) -> Action:
-    payload = struct.pack("!H", code) + reason.encode()[:100]
+    # At most 123 bytes of reason, cut at a code point: a cut inside one would rightly get 1007.
+    payload = struct.pack("!H", code) + reason.encode()[:100].decode(errors="ignore").encode()
     return Action(f"close {code}", encode_frame(CLOSE, payload), ends_with=code)
 
 
