@@ -88,15 +88,16 @@ class FrontDoor:
         """Serve one accepted connection; never raises, so one bad client cannot stop the server."""
         settings = self._services.settings
         try:
+            received = None
             try:
-                with trio.fail_after(settings.handshake_timeout):
+                with trio.CancelScope(deadline=trio.current_time() + settings.handshake_timeout):
                     received = await read_head(stream, settings.max_header_bytes)
             except HeadTooLarge as too_large:
                 await self._refuse_large_head(stream, too_large.received)
                 return
-            except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
-            if received is None:
+            if received is None:  # EOF, or the head did not come in time (slowloris)
                 return
             if is_websocket_route(received):
                 client = stream.socket.getpeername()

@@ -10,7 +10,6 @@ sent before any upgrade; an accepted socket is logged `http.request` 101 and bec
 from __future__ import annotations
 
 import time
-import uuid
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -126,7 +125,7 @@ async def serve_websocket(
         bytes=0,
     )
     conn = Connection.open(
-        connection_id=uuid.uuid4().hex,
+        connection_id=protocol.id.hex,  # the library drew a uuid4 for this socket already
         user_id=identity.user_id,
         client_ip=client_ip,
         queue_size=settings.send_queue,

@@ -133,6 +133,8 @@ class WebSocketTransport:
             # once; until the client's arrives, what it sends is read and dropped. After a
             # protocol failure the library drops even that close frame, so then TCP's end is
             # what ends the wait.
+            if protocol.close_rcvd is not None or protocol.state is _CLOSED:
+                return  # the client closed first (the usual case): nothing to wait for
             with self._closing.waiting(self._close_timeout):
                 while protocol.close_rcvd is None and protocol.state is not _CLOSED:
                     data = await self._stream.receive_some(RECEIVE_BYTES)
@@ -233,13 +235,15 @@ class WebSocketTransport:
             data = b"".join(chunks)
             try:
                 if data:
-                    with trio.fail_after(self._write_timeout):
+                    # A bare CancelScope, not fail_after: this runs for every frame sent.
+                    bound = trio.CancelScope(deadline=trio.current_time() + self._write_timeout)
+                    with bound:
                         await self._stream.send_all(data)
+                    if bound.cancelled_caught:
+                        self._broken = True
+                        raise SendTimeout()
                 if eof:
                     await self._stream.send_eof()
-            except trio.TooSlowError:
-                self._broken = True
-                raise SendTimeout() from None
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._broken = True  # reset or gone: the client vanished without a close
                 raise PeerClosed(ABNORMAL_CLOSURE) from None
@@ -250,12 +254,15 @@ class WebSocketTransport:
     async def _end_tcp(self) -> None:
         """Close the socket; one whose send was cut short is reset, so its buffers go at once."""
         sock = getattr(self._stream, "socket", None)  # None for tests' in-memory streams
-        if self._broken and sock is not None:
+        if sock is None:
+            await trio.aclose_forcefully(self._stream)
+            return
+        if self._broken:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             except OSError:
                 pass
-        await trio.aclose_forcefully(self._stream)
+        sock.close()  # what SocketStream.aclose does, without its extra checkpoint
 
 
 _INCOMPLETE = object()
