@@ -100,10 +100,11 @@ class FrontDoor:
             if received is None:  # EOF, or the head did not come in time (slowloris)
                 return
             if is_websocket_route(received):
+                parcel = [received]  # handed over whole: this frame keeps no copy for the
+                del received  # socket's lifetime
                 client = stream.socket.getpeername()
-                await serve_websocket(
-                    stream, received, self._services, self.closing, client[0] if client else None
-                )
+                client_ip = client[0] if client else None
+                await serve_websocket(stream, parcel, self._services, self.closing, client_ip)
             else:
                 await self._http.serve(stream, received)
         except OSError:

@@ -78,12 +78,35 @@ def bearer_from_headers(headers: Headers) -> str | None:
 
 async def serve_websocket(
     stream: trio.SocketStream,
-    received: bytes,
+    parcel: list[bytes],
     services: Any,
     closing: ClosingWaits,
     client_ip: str | None,
 ) -> None:
-    """Run the handshake on `received` (the request head and anything after it)."""
+    """Run the handshake on the bytes in `parcel` (the request head and anything after it),
+    then the session.
+
+    The bytes come in a list that is emptied, and the handshake runs in its own frame, so the
+    request, the response and the raw head are not kept alive by a socket that stays open.
+    """
+    accepted = await _handshake(stream, parcel.pop(), services, closing, client_ip)
+    if accepted is not None:
+        conn, transport, expires_at, resume_from = accepted
+        del accepted
+        # No await between the cap checks in _handshake and the registry.add in run_session.
+        await run_session(
+            conn, transport, services.session_deps, expires_at=expires_at, resume_from=resume_from
+        )
+
+
+async def _handshake(
+    stream: trio.SocketStream,
+    received: bytes,
+    services: Any,
+    closing: ClosingWaits,
+    client_ip: str | None,
+) -> tuple[Connection, WebSocketTransport, float, int | None] | None:
+    """Accept (the 101 is queued, not sent) or refuse (sent) the upgrade in `received`."""
     started = time.perf_counter()
     settings = services.settings
     protocol = ServerProtocol(max_size=settings.max_message_bytes, logger=PROTOCOL_LOGGER)
@@ -97,7 +120,7 @@ async def serve_websocket(
     if request is None:  # the library could not parse it as an HTTP request
         refusal = Refusal(400, "invalid_handshake", "invalid_request", "malformed HTTP request")
         await refuse(refusal, "GET", WEBSOCKET_PATH)
-        return
+        return None
     target = request.path
     response = protocol.accept(request)
     if response.status_code != 101:  # the library's checks: 426 without an upgrade, else 400
@@ -108,12 +131,12 @@ async def serve_websocket(
             else Refusal(400, "invalid_handshake", "invalid_request", message)
         )
         await refuse(refusal, request.method, target)
-        return
+        return None
     checked = check_handshake(target, request.headers, client_ip, services)
     if isinstance(checked, Refusal):
         services.metrics.ws_rejects.labels(checked.reason).inc()
         await refuse(checked, request.method, target)
-        return
+        return None
     identity, resume_from = checked
     protocol.send_response(response)  # the 101 leaves with the welcome frame
     access_log.info(
@@ -138,14 +161,7 @@ async def serve_websocket(
         close_timeout=settings.close_timeout,
         closing=closing,
     )
-    # No await between the cap checks above and the registry.add inside run_session.
-    await run_session(
-        conn,
-        transport,
-        services.session_deps,
-        expires_at=identity.expires_at,
-        resume_from=resume_from,
-    )
+    return conn, transport, identity.expires_at, resume_from
 
 
 def check_handshake(

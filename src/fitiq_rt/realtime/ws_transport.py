@@ -128,12 +128,13 @@ class WebSocketTransport:
                 return
             if protocol.state is _OPEN:
                 protocol.send_close(code, reason)
-            await self._flush()
+            done = protocol.close_rcvd is not None or protocol.state is _CLOSED
+            await self._flush(eof=not done)  # closing the socket next sends the FIN anyway
             # RFC 6455 §7.1.1: once both close frames have passed, the server ends TCP at
             # once; until the client's arrives, what it sends is read and dropped. After a
             # protocol failure the library drops even that close frame, so then TCP's end is
             # what ends the wait.
-            if protocol.close_rcvd is not None or protocol.state is _CLOSED:
+            if done:
                 return  # the client closed first (the usual case): nothing to wait for
             with self._closing.waiting(self._close_timeout):
                 while protocol.close_rcvd is None and protocol.state is not _CLOSED:
@@ -226,12 +227,13 @@ class WebSocketTransport:
 
     # --- bytes to the network ----------------------------------------------------------
 
-    async def _flush(self) -> None:
-        """Send whatever the protocol has queued, bounded by the write timeout."""
+    async def _flush(self, eof: bool = True) -> None:
+        """Send whatever the protocol has queued, bounded by the write timeout; `eof=False`
+        leaves out the half-close when the socket is closed right after."""
         protocol = self._protocol
         while protocol.writes:
             chunks = protocol.data_to_send()
-            eof = chunks[-1] == b""
+            half_close = eof and chunks[-1] == b""
             data = b"".join(chunks)
             try:
                 if data:
@@ -242,7 +244,7 @@ class WebSocketTransport:
                     if bound.cancelled_caught:
                         self._broken = True
                         raise SendTimeout()
-                if eof:
+                if half_close:
                     await self._stream.send_eof()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._broken = True  # reset or gone: the client vanished without a close
