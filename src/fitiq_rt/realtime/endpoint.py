@@ -138,7 +138,16 @@ async def _handshake(
         await refuse(checked, request.method, target)
         return None
     identity, resume_from = checked
-    protocol.send_response(response)  # the 101 leaves with the welcome frame
+    protocol.send_response(response)
+    # The socket gets a protocol of its own, opened: the handshake's keeps the parsed request
+    # alive in its parser for as long as it lives (~2 KiB per idle socket). The 101 leaves with
+    # the welcome frame; bytes that came after the head go to the new one.
+    opened = ServerProtocol(
+        state=State.OPEN, max_size=settings.max_message_bytes, logger=PROTOCOL_LOGGER
+    )
+    leftover = received[received.find(b"\r\n\r\n") + 4 :]
+    if leftover:
+        opened.receive_data(leftover)
     access_log.info(
         "http.request",
         method="GET",
@@ -148,7 +157,7 @@ async def _handshake(
         bytes=0,
     )
     conn = Connection.open(
-        connection_id=protocol.id.hex,  # the library drew a uuid4 for this socket already
+        connection_id=opened.id.hex,  # the library drew a uuid4 for this socket already
         user_id=identity.user_id,
         client_ip=client_ip,
         queue_size=settings.send_queue,
@@ -156,7 +165,8 @@ async def _handshake(
     )
     transport = WebSocketTransport(
         stream,
-        protocol,
+        opened,
+        b"".join(protocol.data_to_send()),
         write_timeout=settings.write_timeout,
         close_timeout=settings.close_timeout,
         closing=closing,

@@ -10,8 +10,7 @@ the rule from `closing` that ended it; the writer then sends the close frame tha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -106,24 +105,20 @@ async def run_session(
     token_deadline = trio.current_time() + (expires_at - deps.wall_clock())
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_writer, conn, transport, deps)
-        nursery.start_soon(
-            _guarded, conn, _timers(conn, config.ping_interval, config.idle_timeout, token_deadline)
-        )
+        nursery.start_soon(_timers, conn, config.ping_interval, config.idle_timeout, token_deadline)
         try:
-            await _guarded(conn, _reader(conn, transport, deps))
+            # The reader and the timers each run in a scope `end()` cancels, and an error in
+            # either ends the session, not the server (no wrapper coroutine: a frame less per
+            # idle socket).
+            with conn.task_scope():
+                try:
+                    await _reader(conn, transport, deps)
+                except Exception as exc:
+                    _record_error(conn, exc)
         finally:
             if conn.end_reason is None:  # cancelled from outside: the server is going away
                 conn.end(SERVER_SHUTDOWN)
             _log_out(conn, deps)
-
-
-async def _guarded(conn: Connection, work: Coroutine[Any, Any, None]) -> None:
-    """Run the reader or the timers in a scope `end()` cancels; an error ends the session."""
-    with conn.task_scope():
-        try:
-            await work
-        except Exception as exc:
-            _record_error(conn, exc)
 
 
 def _record_error(conn: Connection, exc: BaseException) -> None:
@@ -355,25 +350,32 @@ async def _timers(
     idle_timeout is closed 4008 (`ws.stale` first); a socket never outlives its token (4001).
     One task instead of three keeps an idle socket's memory and scheduling cost down.
     """
-    beat = 1
-    while True:
-        now = trio.current_time()
-        if now >= token_deadline:
-            conn.end(TOKEN_EXPIRED)
-            return
-        idle_deadline = conn.last_seen + idle_timeout
-        if now >= idle_deadline:
-            log.info(
-                "ws.stale",
-                user_id=conn.user_id,
-                connection_id=conn.connection_id,
-                idle_seconds=round(now - conn.last_seen, 3),
-            )
-            conn.end(IDLE_TIMEOUT)
-            return
-        next_ping = conn.started + beat * interval
-        if now >= next_ping:
-            conn.offer(ping_frame())
-            beat += 1
-            continue
-        await trio.sleep_until(min(next_ping, idle_deadline, token_deadline))
+    with conn.task_scope():
+        try:
+            beat = 1
+            while True:
+                now = trio.current_time()
+                if now >= token_deadline:
+                    conn.end(TOKEN_EXPIRED)
+                    return
+                idle_deadline = conn.last_seen + idle_timeout
+                if now >= idle_deadline:
+                    log.info(
+                        "ws.stale",
+                        user_id=conn.user_id,
+                        connection_id=conn.connection_id,
+                        idle_seconds=round(now - conn.last_seen, 3),
+                    )
+                    conn.end(IDLE_TIMEOUT)
+                    return
+                next_ping = conn.started + beat * interval
+                if now >= next_ping:
+                    conn.offer(ping_frame())
+                    beat += 1
+                    continue
+                # A bare scope around sleep_forever: sleep_until's own frame and scope would
+                # stay allocated for as long as an idle socket waits.
+                with trio.CancelScope(deadline=min(next_ping, idle_deadline, token_deadline)):
+                    await trio.sleep_forever()
+        except Exception as exc:
+            _record_error(conn, exc)

@@ -19,7 +19,6 @@ import codecs
 import logging
 import socket
 import struct
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -80,6 +79,7 @@ class WebSocketTransport:
         "_decoder",
         "_events",
         "_fragments",
+        "_pending",
         "_protocol",
         "_stream",
         "_write_timeout",
@@ -89,6 +89,7 @@ class WebSocketTransport:
         self,
         stream: trio.abc.HalfCloseableStream,
         protocol: ServerProtocol,
+        pending: bytes = b"",
         *,
         write_timeout: float,
         close_timeout: float,
@@ -96,10 +97,11 @@ class WebSocketTransport:
     ) -> None:
         self._stream = stream
         self._protocol = protocol
+        self._pending = pending  # bytes to send before the protocol's first (the 101)
         self._write_timeout = write_timeout
         self._close_timeout = close_timeout
         self._closing = closing
-        self._events: deque[Frame] = deque()
+        self._events: list[Frame] = []  # a list: an empty deque costs ~600 B per socket
         self._fragments: list[bytes] | list[str] | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
         self._broken = False
@@ -107,7 +109,7 @@ class WebSocketTransport:
     # --- the writer's side -------------------------------------------------------------
 
     async def accept(self) -> None:
-        """The 101 is already queued in the protocol; it leaves with the welcome frame."""
+        """The 101 is already pending; it leaves with the welcome frame."""
 
     async def send(self, text: str) -> None:
         """Send one text message, unless a close frame has gone out: then nothing may follow
@@ -158,7 +160,7 @@ class WebSocketTransport:
         events = self._events
         while True:
             while events:
-                message = self._take(events.popleft())
+                message = self._take(events.pop(0))
                 if message is not _INCOMPLETE:
                     return message  # type: ignore[return-value]
             if protocol.parser_exc is not None or protocol.state is _CLOSED:
@@ -231,10 +233,12 @@ class WebSocketTransport:
         """Send whatever the protocol has queued, bounded by the write timeout; `eof=False`
         leaves out the half-close when the socket is closed right after."""
         protocol = self._protocol
-        while protocol.writes:
+        while protocol.writes or self._pending:
             chunks = protocol.data_to_send()
-            half_close = eof and chunks[-1] == b""
+            half_close = eof and bool(chunks) and chunks[-1] == b""
             data = b"".join(chunks)
+            if self._pending:
+                data, self._pending = self._pending + data, b""
             try:
                 if data:
                     # A bare CancelScope, not fail_after: this runs for every frame sent.
