@@ -48,8 +48,7 @@ def _orjson_dumps(obj: Any, **_kw: Any) -> bytes:
 
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
     """Configure structlog for the server process (cached loggers: this runs on hot paths)."""
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+    shared: list[Any] = [  # no merge_contextvars: nothing binds context, and it costs per line
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
