@@ -42,7 +42,9 @@ from .schemas import MAX_BODY_BYTES
 log = get_logger("fitiq_rt.app")
 access_log = get_logger("fitiq_rt.access")
 
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+# Loosely typed on purpose: scopes here are plain dicts, and Hypercorn and Quart each type ASGI
+# their own way.
+ASGIApp = Callable[..., Awaitable[None]]
 
 
 @attrs.define
@@ -173,7 +175,7 @@ def create_quart_app(services: Services) -> Quart:
 
 
 def create_asgi_app(services: Services) -> ASGIApp:
-    quart_app = create_quart_app(services)
+    quart_app: ASGIApp = create_quart_app(services)
 
     max_header_bytes = services.settings.max_header_bytes
 
@@ -194,7 +196,7 @@ def create_asgi_app(services: Services) -> ASGIApp:
 
 
 async def _with_access_log(
-    quart_app: Quart, services: Services, scope: dict[str, Any], receive: Any, send: Any
+    quart_app: ASGIApp, services: Services, scope: dict[str, Any], receive: Any, send: Any
 ) -> None:
     started = time.perf_counter()
     status = 0

@@ -118,7 +118,7 @@ class TokenVerifier:
             raise AuthError("invalid_token", "the token is malformed") from None
         if header.get("alg") != "HS256":
             raise AuthError("invalid_token", "only HS256 tokens are accepted")
-        options: dict[str, Any] = {"require": ["sub", "exp"]}
+        options: Any = {"require": ["sub", "exp"]}  # PyJWT's Options TypedDict
         if self.audience is None:
             options["verify_aud"] = False
         try:

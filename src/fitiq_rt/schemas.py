@@ -175,7 +175,7 @@ def error_model(name: str, codes: tuple[str, ...], description: str) -> type[Bas
     """`{"error": {"code", "message"}}` whose `code` is limited to what this status can say."""
     detail: Any = create_model(
         f"{name}Detail",
-        code=(Literal[codes], ...),  # type: ignore[valid-type]
+        code=(Literal[codes], ...),  # type: ignore[valid-type,arg-type]
         message=(str, Field(min_length=1)),
     )
     return create_model(name, __doc__=description, error=(detail, ...))
