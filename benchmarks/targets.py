@@ -162,9 +162,17 @@ def peer_spec(name: str) -> ServerSpec:
 
 
 def resolve_server(server: str, fitiq_ref: str | None = None) -> ServerSpec:
-    """A named target, or any command line (it must read FITIQ_PORT and FITIQ_JWT_SECRET)."""
+    """A named target, or any command line (it must read FITIQ_PORT and FITIQ_JWT_SECRET).
+
+    `fitiq@REF` is fitiq_rt at commit REF beside the working tree's, so one compare measures
+    before and after in interleaved runs.
+    """
     if server == FITIQ:
         return fitiq_spec(fitiq_ref)
+    if server.startswith(f"{FITIQ}@"):
+        spec = fitiq_spec(server.partition("@")[2])
+        spec.name = server
+        return spec
     if server in PEERS:
         return peer_spec(server)
     argv = shlex.split(server)

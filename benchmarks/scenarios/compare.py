@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--targets",
         default=",".join(KNOWN),
-        help=f"comma-separated targets, fitiq first (default: {','.join(KNOWN)})",
+        help=f"comma-separated targets, fitiq first (default: {','.join(KNOWN)}); "
+        "fitiq@REF adds fitiq_rt at commit REF (before/after in one run)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per pair; medians reported")
     parser.add_argument(

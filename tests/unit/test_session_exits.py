@@ -169,3 +169,35 @@ async def test_slow_consumer_does_not_block_the_publisher_or_other_sockets(
         fast.client_close()
     assert slow.close_code == 4029
     assert received == [n.seq for n in notes]
+
+
+async def test_a_send_stalled_for_the_write_timeout_ends_the_socket_as_slow(
+    autojump_clock: object,
+) -> None:
+    harness = Harness()
+    async with trio.open_nursery() as nursery:
+        conn, transport = await harness.start(nursery, "u1")
+        transport.stop_reading()
+        transport.client_send({"type": "ping"})  # its pong is the send that stalls
+        start = trio.current_time()
+        await transport.closed.wait()
+    assert conn.end_reason == "slow_consumer"
+    assert transport.close_code == 4029
+    assert transport.closed_at is not None
+    assert (
+        transport.closed_at - start == 5.0
+    )  # the fake's write timeout, FITIQ_WRITE_TIMEOUT's default
+
+
+async def test_replies_queued_before_a_close_are_sent_before_the_close_frame(
+    autojump_clock: object,
+) -> None:
+    harness = Harness(max_messages_per_second=20.0)  # burst 40
+    async with trio.open_nursery() as nursery:
+        conn, transport = await harness.start(nursery, "u1")
+        for _ in range(41):  # all at one instant: the 41st is over the burst
+            transport.client_send({"type": "ping"})
+        await transport.closed.wait()
+    assert conn.end_reason == "policy_violation"
+    assert [f["type"] for f in transport.sent[1:]] == ["pong"] * 40  # none cut off by the 1008
+    assert (transport.close_code, transport.close_reason) == (1008, "too many messages")
