@@ -23,11 +23,11 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, open_websocket_url
 
 from .logconfig import get_logger
+from .realtime.closing import TOKEN_EXPIRED
 
 log = get_logger("fitiq_rt.client")
 
 RETRYABLE_REJECTIONS = {408, 429, 500, 502, 503, 504}
-CLOSE_TOKEN_EXPIRED = 4001
 
 
 class Socket(Protocol):
@@ -113,7 +113,7 @@ class ReferenceClient:
                     ) from None
             except ConnectionClosed as closed:
                 code = closed.reason.code if closed.reason else None
-                if code == CLOSE_TOKEN_EXPIRED:
+                if code == TOKEN_EXPIRED.code:
                     token = await self._fresh_token(token)
             except (OSError, HandshakeError, trio.BrokenResourceError) as error:
                 log.debug("client.connect_failed", error=str(error)[:200])

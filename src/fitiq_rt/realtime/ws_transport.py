@@ -70,7 +70,7 @@ class ClosingWaits:
 
 
 class WebSocketTransport:
-    """One accepted WebSocket: the stream, the protocol state machine and the send lock."""
+    """One accepted WebSocket: the stream, its protocol state machine, and message assembly."""
 
     __slots__ = (
         "_broken",
@@ -154,15 +154,15 @@ class WebSocketTransport:
 
     # --- the reader's side -------------------------------------------------------------
 
-    async def receive(self) -> str | bytes | None:
-        """The next message, or CONTROL_FRAME for a ping or pong; raises when the socket ends."""
+    async def receive(self) -> str | bytes | object | None:
+        """The next message, PING_RECEIVED or CONTROL_FRAME (a pong); raises when it ends."""
         protocol = self._protocol
         events = self._events
         while True:
             while events:
                 message = self._take(events.pop(0))
                 if message is not _INCOMPLETE:
-                    return message  # type: ignore[return-value]
+                    return message
             if protocol.parser_exc is not None or protocol.state is _CLOSED:
                 raise self._ended()
             try:
