@@ -113,6 +113,7 @@ class Harness:
         send_queue: int = 256,
         max_messages_per_second: float = 20.0,
         history_limit: int = 1000,
+        close_timeout: float = 5.0,
         history: MemoryHistory | None = None,
     ) -> None:
         self.registry = Registry()
@@ -125,6 +126,7 @@ class Harness:
                 idle_timeout=idle_timeout,
                 max_messages_per_second=max_messages_per_second,
                 history_limit=history_limit,
+                close_timeout=close_timeout,
             ),
             registry=self.registry,
             history=self.history,

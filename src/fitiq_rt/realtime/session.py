@@ -61,7 +61,7 @@ class SessionConfig:
     idle_timeout: float
     max_messages_per_second: float
     history_limit: int
-    close_timeout: float = 5.0  # also bounds sending what was queued when the close was decided
+    close_timeout: float  # also bounds sending what was queued when the close was decided
 
 
 @attrs.frozen
