@@ -140,7 +140,13 @@ class WebSocketTransport:
                 return  # the client closed first (the usual case): nothing to wait for
             with self._closing.waiting(self._close_timeout):
                 while protocol.close_rcvd is None and protocol.state is not _CLOSED:
-                    data = await self._stream.receive_some(RECEIVE_BYTES)
+                    try:
+                        data = await self._stream.receive_some(RECEIVE_BYTES)
+                    except trio.BusyResourceError:
+                        # The cancelled reader has not unwound its receive yet (trio may run
+                        # this task first); once it has, the stream is this task's to read.
+                        await trio.lowlevel.checkpoint()
+                        continue
                     if data:
                         protocol.receive_data(data)
                     else:
