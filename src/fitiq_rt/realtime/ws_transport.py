@@ -101,7 +101,9 @@ class WebSocketTransport:
         self._write_timeout = write_timeout
         self._close_timeout = close_timeout
         self._closing = closing
-        self._events: list[Frame] = []  # a list: an empty deque costs ~600 B per socket
+        # Frames parsed already (bytes that came with the head); a list: an empty deque costs
+        # ~600 B per socket.
+        self._events: list[Frame] = protocol.events_received()  # type: ignore[assignment]
         self._fragments: list[bytes] | list[str] | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
         self._broken = False
