@@ -54,32 +54,37 @@ async def serve(
     """Serve until SIGINT/SIGTERM (or `stop` is set); reports the bound port when listening."""
     services = services or build_services(settings)
     stop = stop if stop is not None else trio.Event()
+    forced = trio.CancelScope()  # a second signal cancels the drain and every connection
+    closed = 0
     async with running(services), trio.open_nursery() as nursery:
         signal_watch = trio.CancelScope()
-        nursery.start_soon(_wait_for_signals, stop, signal_watch)
+        nursery.start_soon(_wait_for_signals, stop, forced, signal_watch)
         config = hypercorn_config(settings)
         app = wrap_app(create_asgi_app(services), config.wsgi_max_body_size, "asgi")
         async with hypercorn_http(app, config) as http:
             listeners = await open_listeners(settings)
             front_door = FrontDoor(services, http)
             freeze_startup_objects()
-            async with trio.open_nursery() as connections:
-                accepting = trio.CancelScope()
-                nursery.start_soon(_accept, accepting, listeners, front_door, connections)
-                port = listeners[0].socket.getsockname()[1]
-                log.info("server.started", host=settings.host, port=port, version=__version__)
-                task_status.started(port)
-                await stop.wait()
-                signal_watch.cancel()
-                deadline = trio.current_time() + settings.shutdown_timeout
-                closed = await drain(services, front_door, deadline)
-                accepting.cancel()
-                for listener in listeners:
-                    await listener.aclose()
-                await http.terminate()
-                connections.cancel_scope.deadline = deadline
+            with forced:
+                async with trio.open_nursery() as connections:
+                    accepting = trio.CancelScope()
+                    nursery.start_soon(_accept, accepting, listeners, front_door, connections)
+                    port = listeners[0].socket.getsockname()[1]
+                    log.info("server.started", host=settings.host, port=port, version=__version__)
+                    task_status.started(port)
+                    await stop.wait()
+                    deadline = trio.current_time() + settings.shutdown_timeout
+                    closed = begin_drain(services, front_door)
+                    with trio.move_on_at(deadline):
+                        await services.registry.wait_empty()
+                    accepting.cancel()
+                    for listener in listeners:
+                        await listener.aclose()
+                    await http.terminate()
+                    connections.cancel_scope.deadline = deadline
+        signal_watch.cancel()
         nursery.cancel_scope.cancel()
-    log.info("server.stopped", connections_closed=closed)
+    log.info("server.stopped", connections_closed=closed, forced=forced.cancel_called)
 
 
 async def open_listeners(settings: Settings) -> list[trio.SocketListener]:
@@ -122,24 +127,29 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def drain(services: Services, front_door: FrontDoor, deadline: float) -> int:
-    """Refuse new sockets, close the open ones with 1001, and wait until they have logged out.
+def begin_drain(services: Services, front_door: FrontDoor) -> int:
+    """Refuse new sockets (503) and close the open ones with 1001; returns how many.
 
     Closing handshakes that were already waiting for a client end now: those clients had their
     close frame before the signal, and waiting out their FITIQ_CLOSE_TIMEOUT would hold the stop.
     """
     services.draining = True
     front_door.closing.cut_all()
-    registry = services.registry
-    closed = registry.close_all(SERVER_SHUTDOWN)
-    with trio.move_on_at(deadline):
-        await registry.wait_empty()
-    return closed
+    return services.registry.close_all(SERVER_SHUTDOWN)
 
 
-async def _wait_for_signals(stop: trio.Event, scope: trio.CancelScope) -> None:
+async def _wait_for_signals(
+    stop: trio.Event, forced: trio.CancelScope, scope: trio.CancelScope
+) -> None:
+    """The first SIGINT/SIGTERM starts the graceful stop; a second one, during the drain, means
+    "now" (as in uvicorn): every connection is cancelled at once, and the stop is logged forced."""
     with scope, trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            log.info("server.stopping", signal=signal.Signals(signum).name)
-            stop.set()
-            return
+            name = signal.Signals(signum).name
+            if not stop.is_set():
+                log.info("server.stopping", signal=name)
+                stop.set()
+            else:
+                log.warning("server.force_stopping", signal=name)
+                forced.cancel()
+                return

@@ -226,3 +226,32 @@ async def test_sigterm_right_after_a_flood_close_exits_at_once(data_dir: Path) -
         server.wait_for_event("server.stopped")
     finally:
         server.kill()
+
+
+async def test_a_second_sigterm_during_the_drain_stops_at_once(data_dir: Path) -> None:
+    server = SubprocessServer(
+        data_dir, env={"FITIQ_CLOSE_TIMEOUT": "60", "FITIQ_SHUTDOWN_TIMEOUT": "60"}
+    )
+    try:
+        assert server.port is not None
+        status, _head, client = await RawClient.connect(
+            server.port, f"/ws/meal-logs?token={token_for('twice')}"
+        )
+        assert status == 101
+        server.proc.send_signal(signal.SIGTERM)
+        assert (await _close_frame(client))[0] == 1001
+        # The client never answers the 1001: the drain would wait up to 60 s for it.
+        await trio.to_thread.run_sync(server.wait_for_event, "server.stopping")
+        start = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = await trio.to_thread.run_sync(server.proc.wait, 20)
+        took = time.monotonic() - start
+        await client.aclose()
+        assert code == 0
+        assert took < 5.0, f"the second SIGTERM took {took:.1f} s"
+        server.wait_for_event("server.force_stopping")
+        (stopped,) = server.wait_for_event("server.stopped")
+        assert stopped["forced"] is True
+        assert stopped["connections_closed"] == 1
+    finally:
+        server.kill()
