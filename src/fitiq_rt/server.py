@@ -9,10 +9,12 @@ rest of FITIQ_SHUTDOWN_TIMEOUT.
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -30,6 +32,8 @@ log = get_logger("fitiq_rt.server")
 
 STALLED_PEER_TIMEOUT = 30.0  # seconds unacknowledged data may wait before the kernel gives up
 LISTEN_BACKLOG = 2048
+ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+ACCEPT_RETRY_SECONDS = 0.1  # trio.serve_listeners' own pause after such an error
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
@@ -113,7 +117,32 @@ async def _accept(
     connections: trio.Nursery,
 ) -> None:
     with scope:
-        await trio.serve_listeners(front_door.handle, listeners, handler_nursery=connections)
+        async with trio.open_nursery() as loops:
+            for listener in listeners:
+                loops.start_soon(accept_loop, listener, front_door.handle, connections)
+
+
+async def accept_loop(
+    listener: trio.SocketListener,
+    handle: Callable[[trio.SocketStream], Awaitable[None]],
+    connections: trio.Nursery,
+) -> None:
+    """Accept forever, one task per connection in `connections`.
+
+    Not trio.serve_listeners: its per-connection wrapper closes the stream again after the
+    handler (two more task steps per connection, measured), and `handle` closes its own socket.
+    Running out of descriptors or memory is logged and retried, as serve_listeners does.
+    """
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                raise
+            log.error("server.accept_failed", error=errno.errorcode[exc.errno])
+            await trio.sleep(ACCEPT_RETRY_SECONDS)
+        else:
+            connections.start_soon(handle, stream)
 
 
 def freeze_startup_objects() -> None:
