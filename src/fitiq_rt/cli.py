@@ -61,15 +61,30 @@ def _run_listen(args: argparse.Namespace) -> int:
             )
         sys.stdout.flush()
 
+    from .logconfig import configure_logging
+
+    # Notifications alone go to stdout (so `--json` stays one object a line); connects, retries
+    # and their reasons go to stderr, readable on a terminal.
+    configure_logging("console" if sys.stderr.isatty() else "json", "info")
     client = ReferenceClient(args.url, static_token(args.token), last_seq=args.last_seq)
     try:
         trio.run(client.run, show)
-    except KeyboardInterrupt:
-        return 0
-    except ClientStopped as stopped:
+    except BaseException as error:  # trio 0.35 raises Ctrl-C inside an exception group
+        if _only(error, KeyboardInterrupt):
+            return 0
+        stopped = _only(error, ClientStopped)
+        if stopped is None:
+            raise
         print(f"fitiq-rt listen: {stopped}", file=sys.stderr)
         return 1
     return 0
+
+
+def _only(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """`error` itself, or the one exception of that kind an exception group wraps."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error if isinstance(error, kind) else None
 
 
 def _run_serve(args: argparse.Namespace) -> int:

@@ -30,6 +30,14 @@ log = get_logger("fitiq_rt.client")
 RETRYABLE_REJECTIONS = {408, 429, 500, 502, 503, 504}
 
 
+def describe(error: BaseException) -> str:
+    """A failure as one readable line: some (a refused connect in a group) print as ''."""
+    if isinstance(error, BaseExceptionGroup) and error.exceptions:
+        return describe(error.exceptions[0])
+    text = str(error) or repr(error)
+    return f"{type(error).__name__}: {text}"[:200]
+
+
 class Socket(Protocol):
     async def get_message(self) -> str | bytes: ...
 
@@ -101,6 +109,7 @@ class ReferenceClient:
         token = await self.token_source()
         while True:
             welcomed_before = self.connections
+            failure: BaseException | None = None
             try:
                 async with self.connect(self._url(token)) as socket:
                     await self._session(socket, on_notification)
@@ -116,10 +125,14 @@ class ReferenceClient:
                 if code == TOKEN_EXPIRED.code:
                     token = await self._fresh_token(token)
             except (OSError, HandshakeError, trio.BrokenResourceError) as error:
-                log.debug("client.connect_failed", error=str(error)[:200])
+                failure = error
             if self.connections > welcomed_before:
                 attempt = 0  # a session that reached welcome was healthy: start the ladder again
             delay = self.backoff.delay(attempt, self.rng)
+            if failure is not None:
+                log.warning(
+                    "client.connect_failed", error=describe(failure), retry_in=round(delay, 2)
+                )
             attempt += 1
             await trio.sleep(delay)
 
@@ -136,6 +149,11 @@ class ReferenceClient:
             raise ConnectionClosed(None)
         self.welcome = welcome
         self.connections += 1
+        log.info(
+            "client.connected",
+            connection_id=welcome.get("connection_id"),
+            last_seq=welcome.get("last_seq"),
+        )
         server_latest = int(welcome["last_seq"])
         if self.last_seq is None:
             self.last_seq = server_latest
