@@ -46,6 +46,11 @@ def _run_listen(args: argparse.Namespace) -> int:
 
     if args.last_seq is not None and args.last_seq < 0:
         raise SettingsError("--last-seq must be 0 or more")
+    if not args.url.startswith(("ws://", "wss://")):
+        raise SettingsError(
+            f"--url must start with ws:// or wss://, got {args.url.split('://')[0]!r} "
+            "(e.g. ws://127.0.0.1:8080/ws/meal-logs)"
+        )
 
     async def show(frame: dict[str, object]) -> None:
         if args.json:

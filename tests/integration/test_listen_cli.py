@@ -75,3 +75,14 @@ def test_connected_is_said_on_stderr_and_notifications_come_on_stdout(data_dir: 
         assert "Traceback" not in err
     finally:
         server.kill()
+
+
+def test_an_http_url_is_one_clear_line() -> None:
+    proc = _listen("http://127.0.0.1:8080/ws/meal-logs", token_for("nobody"))
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines() == [
+        "fitiq-rt: --url must start with ws:// or wss://, got 'http' "
+        "(e.g. ws://127.0.0.1:8080/ws/meal-logs)"
+    ]
+    assert out == b""
