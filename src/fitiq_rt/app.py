@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 import trio
-from quart import Quart
+from quart import Quart, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -157,8 +157,8 @@ def create_quart_app(services: Services) -> Quart:
             413: "payload_too_large",
             400: "bad_request",
         }.get(status, "http_error")
-        response = error_response(status, code, error.description or error.name)
         allow = dict(error.get_headers()).get("Allow")
+        response = error_response(status, code, _http_error_message(status, allow, error))
         if allow:  # a 405 names the methods the path does accept (RFC 9110 §15.5.6)
             response.headers["Allow"] = allow
         return response
@@ -172,6 +172,16 @@ def create_quart_app(services: Services) -> Quart:
     register_debug_routes(app, services)
     install_openapi(app)
     return app
+
+
+def _http_error_message(status: int, allow: str | None, error: HTTPException) -> str:
+    """One short line a client developer can act on (not Werkzeug's paragraph)."""
+    target = f"{request.method} {request.path}"
+    if status == 404:
+        return f"no route for {target}"
+    if status == 405:
+        return f"{target} is not allowed; this path takes {allow}"
+    return error.description or error.name
 
 
 def create_asgi_app(services: Services) -> ASGIApp:

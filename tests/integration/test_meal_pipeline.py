@@ -191,3 +191,22 @@ def test_killed_server_leaves_work_that_the_next_one_finishes_with_next_seqs(
     assert sorted(f["data"]["id"] for f in frames[2:]) == sorted(held)
     assert all(f["data"]["status"] == "completed" for f in frames)
     assert "[hold]" in frames[2]["data"]["raw_input"]
+
+
+async def test_an_input_with_no_food_fails_with_a_message_the_app_can_show(
+    nursery: trio.Nursery, data_dir: Path
+) -> None:
+    server = await start_in_process(nursery, data_dir)
+    async with (
+        open_websocket_url(server.ws_url(token_for("ana"))) as ws,
+        httpx.AsyncClient() as http,
+    ):
+        await next_of(ws, "welcome")
+        url = server.url("/api/v1/meal-logs/natural")
+        created = await http.post(url, json={"raw_input": "zzzz qqqq"}, headers=bearer("ana"))
+        assert created.status_code == 201  # accepted; the outcome comes on the socket
+        failed = await next_of(ws, "meal_log.failed")
+        assert failed["data"]["error"] == (
+            "no food was recognized; try naming the foods, e.g. '2 eggs'"
+        )
+        assert (failed["data"]["items"], failed["data"]["totals"]["calories"]) == ([], 0)

@@ -216,6 +216,12 @@ async def test_bad_input_gets_the_contract_error(
     error = response.json()["error"]
     assert error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
+    assert "\n" not in error["message"] and len(error["message"]) < 200  # one line, no essay
+    if name == "unknown route":
+        assert error["message"] == f"no route for {method} {path}"
+    if name == "wrong method":
+        allowed = response.headers["allow"]
+        assert error["message"] == f"{method} {path} is not allowed; this path takes {allowed}"
     assert listing.json() == {"items": []}  # a refused request stored nothing
 
 

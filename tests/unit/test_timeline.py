@@ -109,3 +109,13 @@ def test_cli_timeline_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     data = orjson.loads(capsys.readouterr().out)
     assert data["user_id"] == "bob" and len(data["entries"]) == 5
     assert logs_main(["logs", "timeline", "--user", "bob", str(tmp_path / "gone.log")]) == 2
+
+
+def test_cli_timeline_says_when_a_user_has_no_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path / "server.log", mixed_log())
+    assert logs_main(["logs", "timeline", "--user", "nobody", path]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"fitiq-rt logs timeline: no events for user 'nobody' in {path}\n"
+    assert logs_main(["logs", "timeline", "--user", "bob", path]) == 0  # a known user still prints

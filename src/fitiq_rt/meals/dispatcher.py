@@ -16,7 +16,7 @@ from ..logconfig import get_logger
 from ..notifications import Notifier
 from ..observability.metrics import Metrics
 from .model import MealLog
-from .processor import Processor
+from .processor import NothingRecognized, Processor
 from .store import Outcome, Store
 
 log = get_logger("fitiq_rt.dispatcher")
@@ -127,6 +127,8 @@ class Dispatcher:
                 processed = await self.processor.process(meal)
         except trio.TooSlowError:
             return _failed(f"processing timed out after {self.processing_timeout:g} s")
+        except NothingRecognized as error:
+            return _failed(str(error))
         except Exception as error:
             return _failed(f"processor error: {type(error).__name__}: {str(error)[:200]}")
         return Outcome(

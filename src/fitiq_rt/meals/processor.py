@@ -20,6 +20,11 @@ class ProcessedMeal:
     totals: dict[str, float]
 
 
+class NothingRecognized(Exception):
+    """The input names no food the processor knows: the meal log fails with this message, so
+    the app can ask the user to rephrase instead of showing 0 kcal."""
+
+
 class Processor(Protocol):
     async def process(self, meal: MealLog) -> ProcessedMeal: ...
 
@@ -32,6 +37,8 @@ class BuiltinProcessor:
 
     def _parse(self, text: str) -> ProcessedMeal:
         parsed = parse_meal(text, self.table)
+        if not any(item.recognized for item in parsed.items):
+            raise NothingRecognized("no food was recognized; try naming the foods, e.g. '2 eggs'")
         return ProcessedMeal(
             items=tuple(item.to_json() for item in parsed.items), totals=parsed.totals
         )

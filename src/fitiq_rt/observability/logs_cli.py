@@ -106,8 +106,14 @@ def _run_timeline(args: argparse.Namespace) -> int:
     tl = timeline(args.files, args.user)
     if args.json:
         _write_json(timeline_to_json(tl))
-    else:
-        render_timeline(tl)
+        return 0
+    if all(entry.event.startswith("server.") for entry in tl.entries):  # context lines only
+        names = ", ".join(args.files)
+        print(
+            f"fitiq-rt logs timeline: no events for user {args.user!r} in {names}", file=sys.stderr
+        )
+        return 1
+    render_timeline(tl)
     return 0
 
 
