@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from . import report
+from .argtypes import non_negative_int, positive_float, positive_int
 from .launch import CpuPlan, LaunchError, Target, attached, raise_fd_limit
 from .runner import run_on_fresh_server
 from .scenarios import churn, compare, e2e, fanout, idle, logs, wslib
@@ -70,7 +71,9 @@ def _common(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
         metavar="REF",
         help="run fitiq_rt from this commit's src/ (git archive) instead of the working tree",
     )
-    group.add_argument("--client-procs", type=int, default=1, help="load-generator processes")
+    group.add_argument(
+        "--client-procs", type=positive_int, default=1, help="load-generator processes"
+    )
     group.add_argument(
         "--ws-client",
         choices=("lean", "trio-websocket"),
@@ -80,12 +83,14 @@ def _common(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
     group.add_argument("--no-pin", action="store_true", help="do not pin server and client CPUs")
     group.add_argument(
         "--warmup",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="churned sessions before measuring (default per scenario: churn 3000, e2e and "
         "fanout 1000, idle 100): JIT servers (Node) need thousands to reach their speed",
     )
-    group.add_argument("--leak-timeout", type=float, default=5.0, help="seconds for registry → 0")
+    group.add_argument(
+        "--leak-timeout", type=positive_float, default=5.0, help="seconds for registry → 0"
+    )
     group.add_argument(
         "--wait-quiet",
         type=float,

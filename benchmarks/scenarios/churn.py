@@ -17,6 +17,7 @@ import orjson
 import trio
 
 from .. import procfs
+from ..argtypes import positive_int
 from ..launch import Target
 from ..progress import Progress
 from ..stats import share, summarize_ms
@@ -49,10 +50,12 @@ class ChurnParams:
 
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     p = f"--{prefix}"
-    parser.add_argument(f"{p}sessions", type=int, default=5000, help="sessions in total")
-    parser.add_argument(f"{p}in-flight", type=int, default=50, help="sessions open at once")
+    parser.add_argument(f"{p}sessions", type=positive_int, default=5000, help="sessions in total")
     parser.add_argument(
-        f"{p}users", type=int, default=1000, help="distinct users the sessions rotate over"
+        f"{p}in-flight", type=positive_int, default=50, help="sessions open at once"
+    )
+    parser.add_argument(
+        f"{p}users", type=positive_int, default=1000, help="distinct users the sessions rotate over"
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.table import Table
 
+from ..argtypes import positive_int
 from ..report import console, print_warnings
 from ..runner import run_on_fresh_server
 from ..targets import FITIQ, KNOWN, TargetUnavailable, resolve_server
@@ -34,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated targets, fitiq first (default: {','.join(KNOWN)}); "
         "fitiq@REF adds fitiq_rt at commit REF (before/after in one run)",
     )
-    parser.add_argument("--repeat", type=int, default=1, help="runs per pair; medians reported")
+    parser.add_argument(
+        "--repeat", type=positive_int, default=1, help="runs per pair; medians reported"
+    )
     parser.add_argument(
         "--scenarios", default="churn,idle,e2e", help="which of churn,idle,e2e to run"
     )

@@ -18,6 +18,7 @@ import orjson
 import trio
 
 from .. import procfs
+from ..argtypes import positive_float, positive_int
 from ..httpclient import HttpPool
 from ..launch import Target
 from ..progress import Progress
@@ -61,11 +62,13 @@ class E2EParams:
 
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     p = f"--{prefix}"
-    parser.add_argument(f"{p}users", type=int, default=200, help="users, one socket each")
-    parser.add_argument(f"{p}rate", type=float, default=200.0, help="POSTs per second")
-    parser.add_argument(f"{p}duration", type=float, default=10.0, help="seconds of POSTing")
+    parser.add_argument(f"{p}users", type=positive_int, default=200, help="users, one socket each")
+    parser.add_argument(f"{p}rate", type=positive_float, default=200.0, help="POSTs per second")
     parser.add_argument(
-        f"{p}http-conns", type=int, default=32, help="keep-alive connections for the POSTs"
+        f"{p}duration", type=positive_float, default=10.0, help="seconds of POSTing"
+    )
+    parser.add_argument(
+        f"{p}http-conns", type=positive_int, default=32, help="keep-alive connections for the POSTs"
     )
 
 

@@ -17,6 +17,7 @@ import orjson
 import trio
 
 from .. import procfs
+from ..argtypes import non_negative_int, positive_float, positive_int
 from ..httpclient import HttpPool
 from ..launch import Target
 from ..progress import Progress
@@ -42,12 +43,19 @@ class FanoutParams:
 
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     p = f"--{prefix}"
-    parser.add_argument(f"{p}sockets", type=int, default=10, help="sockets of the fan-out user")
     parser.add_argument(
-        f"{p}background-users", type=int, default=1000, help="other users, one socket each"
+        f"{p}sockets", type=positive_int, default=10, help="sockets of the fan-out user"
     )
-    parser.add_argument(f"{p}posts", type=int, default=200, help="POSTs for the fan-out user")
-    parser.add_argument(f"{p}rate", type=float, default=50.0, help="POSTs per second")
+    parser.add_argument(
+        f"{p}background-users",
+        type=non_negative_int,
+        default=1000,
+        help="other users, one socket each",
+    )
+    parser.add_argument(
+        f"{p}posts", type=positive_int, default=200, help="POSTs for the fan-out user"
+    )
+    parser.add_argument(f"{p}rate", type=positive_float, default=50.0, help="POSTs per second")
 
 
 def params_from(args: argparse.Namespace, prefix: str = "") -> FanoutParams:

@@ -18,6 +18,7 @@ import httpx
 import trio
 
 from .. import leaks, procfs
+from ..argtypes import non_negative_float, positive_int
 from ..launch import Target
 from ..progress import Progress
 from ..stats import share
@@ -51,15 +52,24 @@ class IdleParams:
 
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     p = f"--{prefix}"
-    parser.add_argument(f"{p}sockets", type=int, default=5000, help="sockets held open")
+    parser.add_argument(f"{p}sockets", type=positive_int, default=5000, help="sockets held open")
     parser.add_argument(
-        f"{p}hold", type=float, default=0.0, help="seconds to hold them (heartbeats answered)"
+        f"{p}hold",
+        type=non_negative_float,
+        default=0.0,
+        help="seconds to hold them (heartbeats answered)",
     )
     parser.add_argument(
-        f"{p}open-concurrency", type=int, default=200, help="handshakes in flight while opening"
+        f"{p}open-concurrency",
+        type=positive_int,
+        default=200,
+        help="handshakes in flight while opening",
     )
     parser.add_argument(
-        f"{p}settle", type=float, default=1.0, help="seconds between the last open and the RSS"
+        f"{p}settle",
+        type=non_negative_float,
+        default=1.0,
+        help="seconds between the last open and the RSS",
     )
 
 

@@ -10,6 +10,8 @@ import argparse
 import importlib
 from typing import Any
 
+from ..argtypes import positive_int
+
 NAME = "logs"
 
 
@@ -19,10 +21,14 @@ class LogsBenchMissing(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     p = f"--{prefix}"
-    parser.add_argument(f"{p}lines", type=int, default=1_000_000, help="log lines to generate")
-    parser.add_argument(f"{p}log-users", type=int, default=2000, help="simulated users")
+    parser.add_argument(
+        f"{p}lines", type=positive_int, default=1_000_000, help="log lines to generate"
+    )
+    parser.add_argument(f"{p}log-users", type=positive_int, default=2000, help="simulated users")
     parser.add_argument(f"{p}seed", type=int, default=7)
-    parser.add_argument(f"{p}repeat", type=int, default=3, help="analyses (median is reported)")
+    parser.add_argument(
+        f"{p}repeat", type=positive_int, default=3, help="analyses (median is reported)"
+    )
 
 
 def params_from(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:

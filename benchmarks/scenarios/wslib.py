@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..argtypes import positive_int
+
 NAME = "wslib"
 WELCOME = (
     b'{"type":"welcome","connection_id":"0123456789abcdef0123456789abcdef","user_id":"bench",'
@@ -28,16 +30,15 @@ PONG = b'{"type":"pong","ts":"2026-12-01T15:00:00.000Z"}'
 
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     p = f"--{prefix}"
-    parser.add_argument(f"{p}sessions", type=int, default=20000, help="sessions per round")
-    parser.add_argument(f"{p}rounds", type=int, default=5, help="rounds (median is reported)")
+    parser.add_argument(f"{p}sessions", type=positive_int, default=20000, help="sessions per round")
+    parser.add_argument(
+        f"{p}rounds", type=positive_int, default=5, help="rounds (median is reported)"
+    )
 
 
 def params_from(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
     p = prefix.replace("-", "_")
-    sessions, rounds = getattr(args, f"{p}sessions"), getattr(args, f"{p}rounds")
-    if sessions < 1 or rounds < 1:
-        raise SystemExit("--sessions and --rounds must be at least 1")
-    return {"sessions": sessions, "rounds": rounds}
+    return {"sessions": getattr(args, f"{p}sessions"), "rounds": getattr(args, f"{p}rounds")}
 
 
 def _client_bytes() -> tuple[bytes, bytes, bytes]:
