@@ -61,7 +61,26 @@ def load_or_create_secret(data_dir: Path) -> str:
 
 
 def resolve_secret(settings: Settings) -> str:
+    """The server's secret: FITIQ_JWT_SECRET, else the data directory's file (made on first use)."""
     return settings.jwt_secret or load_or_create_secret(settings.data_dir)
+
+
+class SecretMissing(Exception):
+    """There is no secret to mint with; the message says where it looked and what to do."""
+
+
+def existing_secret(settings: Settings) -> str:
+    """The secret the server uses, for minting: never a new one, which no server would know."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = (settings.data_dir / SECRET_FILE).resolve()
+    try:
+        return path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        raise SecretMissing(
+            f"no token secret: FITIQ_JWT_SECRET is unset and {path} does not exist "
+            "(start the server first, or point at its data directory with --data-dir DIR)"
+        ) from None
 
 
 def mint_token(

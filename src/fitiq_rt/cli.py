@@ -106,14 +106,19 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _run_token(args: argparse.Namespace) -> int:
-    from .auth import mint_token, resolve_secret
+    from .auth import SecretMissing, existing_secret, mint_token
 
     overrides = {"FITIQ_DATA_DIR": args.FITIQ_DATA_DIR} if args.FITIQ_DATA_DIR else {}
     settings = load_settings(overrides=overrides)
     if args.ttl <= 0:
         raise SettingsError("--ttl must be a positive number of seconds")
     try:
-        token = mint_token(resolve_secret(settings), args.user_id, ttl=args.ttl, admin=args.admin)
+        secret = existing_secret(settings)
+    except SecretMissing as missing:
+        print(f"fitiq-rt token: {missing}", file=sys.stderr)
+        return 1  # an environment problem, not a bad value
+    try:
+        token = mint_token(secret, args.user_id, ttl=args.ttl, admin=args.admin)
     except ValueError as error:
         raise SettingsError(str(error)) from None
     print(token)
