@@ -97,11 +97,27 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     from .logconfig import configure_logging
     from .server import serve
+    from .startup_errors import explain
 
     overrides = {name: getattr(args, name) for name in ENV_FIELDS if getattr(args, name, None)}
     settings = load_settings(overrides=overrides)
     configure_logging(settings.log_format, settings.log_level)
-    trio.run(serve, settings)
+    started = False
+
+    async def run() -> None:
+        nonlocal started
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve, settings)
+            started = True
+
+    try:
+        trio.run(run)
+    except BaseException as error:
+        failure = None if started else explain(error, settings)
+        if failure is None:
+            raise
+        print(f"fitiq-rt: {failure.message}", file=sys.stderr)
+        return failure.exit_status
     return 0
 
 

@@ -187,7 +187,8 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     raw: dict[str, str] = {k: v for k, v in environ.items() if k in ENV_FIELDS and v != ""}
-    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    raw.update(flags)
     values: dict[str, Any] = {}
     for variable, text in raw.items():
         field, parse = ENV_FIELDS[variable]
@@ -195,7 +196,8 @@ def load_settings(
             value = parse(text)
         except ValueError:
             kind = "an integer" if parse is _INT else "a number"
-            raise SettingsError(f"{variable} must be {kind}, got {text!r}") from None
+            named = f"{variable} ({flag_name(variable)})" if variable in flags else variable
+            raise SettingsError(f"{named} must be {kind}, got {text!r}") from None
         if isinstance(value, float) and math.isnan(value):
             raise SettingsError(f"{variable} must be a number, got {text!r}")
         values[field] = value

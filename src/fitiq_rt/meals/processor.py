@@ -49,11 +49,24 @@ class BuiltinProcessor:
         return await trio.to_thread.run_sync(self._parse, meal.raw_input)
 
 
+class ProcessorLoadError(Exception):
+    """FITIQ_PROCESSOR names a module or factory that cannot be loaded; the message says which."""
+
+
 def load_processor(spec: str) -> Processor:
     """FITIQ_PROCESSOR: "builtin", or "module:factory" returning a Processor (a real AI, say)."""
     if spec == "builtin":
         return BuiltinProcessor()
     module_name, _, attribute = spec.partition(":")
-    factory = getattr(importlib.import_module(module_name), attribute)
-    processor: Processor = factory()
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as missing:
+        raise ProcessorLoadError(f"no module named {missing.name!r} ({spec})") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise ProcessorLoadError(f"module {module_name!r} has no factory {attribute!r} ({spec})")
+    try:
+        processor: Processor = factory()
+    except Exception as error:
+        raise ProcessorLoadError(f"{spec}() failed: {type(error).__name__}: {error}") from error
     return processor

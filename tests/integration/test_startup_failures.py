@@ -1,0 +1,116 @@
+"""Every way `fitiq-rt serve` can fail to start is one line naming the problem, with exit
+status 2 for a bad setting value and 1 for an environment problem, and no traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import REPO_ROOT, SECRET
+
+
+def _serve(tmp_path: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FITIQ_")}
+    base.update(
+        {
+            "FITIQ_PORT": "0",
+            "FITIQ_DATA_DIR": str(tmp_path / "data"),
+            "FITIQ_JWT_SECRET": SECRET,
+            "FITIQ_LOG_FORMAT": "json",
+            "PYTHONPATH": str(REPO_ROOT / "src"),
+            **env,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "fitiq_rt.cli", "serve", *flags],
+        cwd=tmp_path,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("fitiq-rt: ")]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def test_port_in_use(tmp_path: Path, busy_port: int) -> None:
+    done = _serve(tmp_path, FITIQ_PORT=str(busy_port))
+    assert done.returncode == 1
+    assert _one_line(done) == (
+        f"fitiq-rt: cannot listen on 127.0.0.1:{busy_port}: the address is already in use "
+        "(another server? FITIQ_PORT / --port)"
+    )
+
+
+def test_a_host_that_does_not_resolve(tmp_path: Path) -> None:
+    done = _serve(tmp_path, FITIQ_HOST="no-such-host.invalid")
+    assert done.returncode == 1
+    assert "the host 'no-such-host.invalid' does not resolve (FITIQ_HOST)" in _one_line(done)
+
+
+def test_a_host_that_is_not_this_machine(tmp_path: Path) -> None:
+    done = _serve(tmp_path, FITIQ_HOST="192.0.2.1")  # TEST-NET-1: never a local address
+    assert done.returncode == 1
+    assert "not an address of this machine (FITIQ_HOST / --host)" in _one_line(done)
+
+
+def test_a_processor_that_cannot_be_loaded(tmp_path: Path) -> None:
+    done = _serve(tmp_path, FITIQ_PROCESSOR="nosuch:thing")
+    assert done.returncode == 2
+    assert _one_line(done) == "fitiq-rt: FITIQ_PROCESSOR: no module named 'nosuch' (nosuch:thing)"
+
+
+def test_a_data_directory_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a directory")
+    done = _serve(tmp_path, FITIQ_JWT_SECRET="")  # the secret file would go there
+    assert done.returncode == 1
+    assert _one_line(done).startswith(
+        f"fitiq-rt: cannot use the data directory {(tmp_path / 'data').resolve()} (FITIQ_DATA_DIR)"
+    )
+
+
+def test_a_data_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    done = _serve(tmp_path, FITIQ_DATA_DIR=str(tmp_path / "blocker" / "data"))
+    assert done.returncode == 1
+    assert "(FITIQ_DATA_DIR)" in _one_line(done)
+
+
+def test_an_unreachable_database_names_it_without_the_password(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://fitiq:hunter2@127.0.0.1:{port}/fitiq"
+    done = _serve(tmp_path, FITIQ_DATABASE_URL=url)
+    assert done.returncode == 1
+    line = _one_line(done)
+    assert line.startswith(
+        f"fitiq-rt: cannot open the database postgresql://fitiq:***@127.0.0.1:{port}/fitiq "
+        "(FITIQ_DATABASE_URL): "
+    )
+    assert "hunter2" not in done.stderr
+
+
+def test_a_bad_flag_value_names_the_flag(tmp_path: Path) -> None:
+    done = _serve(tmp_path, "--port", "abc")
+    assert done.returncode == 2
+    assert _one_line(done) == "fitiq-rt: FITIQ_PORT (--port) must be an integer, got 'abc'"
