@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -17,6 +18,31 @@ from tests.servers import POSTGRES_ADMIN_URL, SubprocessServer, fresh_database, 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Say in one line what is missing for the selected tests, instead of many failures.
+
+    Tests marked `postgres` need the server at FITIQ_TEST_POSTGRES_URL and tests marked `redis`
+    the `redis-server` binary; CI provides both (.ci/run). Locally, `-m "not postgres and not
+    redis"` deselects them on purpose; they never skip by themselves.
+    """
+    marks = {mark.name for item in session.items for mark in item.iter_markers()}
+    if "postgres" in marks:
+        try:
+            psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
+        except psycopg.OperationalError:
+            pytest.exit(
+                f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} (.ci/run starts it); "
+                "to run without it: pytest -m 'not postgres and not redis'",
+                returncode=1,
+            )
+    if "redis" in marks and shutil.which("redis-server") is None:
+        pytest.exit(
+            "the redis-server binary is not installed (.ci/run needs it too); "
+            "to run without it: pytest -m 'not redis'",
+            returncode=1,
+        )
 
 
 def _postgres_down(error: psycopg.Error) -> NoReturn:
