@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .config import ENV_FIELDS, SettingsError, flag_name, load_settings
+from .config import ENV_FIELDS, SETTING_DOCS, SettingsError, flag_name, load_settings
 from .observability.logs_cli import add_logs_parser, run_logs
 
 
@@ -15,8 +15,12 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
         "serve", help="run the server (every FITIQ_* variable is also a flag)"
     )
     for variable, (field, _parse) in ENV_FIELDS.items():
+        default, meaning = SETTING_DOCS[variable]
         serve.add_argument(
-            flag_name(variable), dest=variable, metavar=field.upper(), help=f"overrides {variable}"
+            flag_name(variable),
+            dest=variable,
+            metavar=field.upper(),
+            help=f"{meaning} (env {variable}; default {default})".replace("%", "%%"),
         )
 
 

@@ -172,6 +172,71 @@ ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
+# variable -> (default as a person reads it, meaning): the README's table and `serve --help`
+# both come from here (tests/unit/test_readme.py keeps the README equal to settings_markdown()).
+SETTING_DOCS: dict[str, tuple[str, str]] = {
+    "FITIQ_HOST": ("127.0.0.1", "bind address"),
+    "FITIQ_PORT": ("8080", "bind port; 0 picks a free one (logged in `server.started`)"),
+    "FITIQ_DATA_DIR": ("./fitiq-data", "SQLite file and generated secret"),
+    "FITIQ_DATABASE_URL": ("sqlite in the data dir", "`sqlite:///path` or `postgresql://…`"),
+    "FITIQ_REDIS_URL": ("unset", "`redis://…` turns on fan-out across nodes"),
+    "FITIQ_JWT_SECRET": ("generated (0600 file)", "HS256 secret, at least 32 bytes"),
+    "FITIQ_JWT_AUDIENCE": ("unset", "required `aud` claim, when set"),
+    "FITIQ_JWT_ISSUER": ("unset", "required `iss` claim, when set"),
+    "FITIQ_JWT_LEEWAY": ("0", "seconds of clock skew allowed on `exp`"),
+    "FITIQ_PING_INTERVAL": ("30", "seconds between server `ping` frames"),
+    "FITIQ_IDLE_TIMEOUT": (
+        "90",
+        "seconds of client silence before close 4008 (must exceed the ping interval)",
+    ),
+    "FITIQ_SEND_QUEUE": ("256", "per-socket outbound buffer; full means slow consumer (4029)"),
+    "FITIQ_MAX_MESSAGE_BYTES": ("65536", "largest inbound message (1009 above)"),
+    "FITIQ_MAX_CONNECTIONS_PER_USER": ("10", "sockets per user; the next gets HTTP 429"),
+    "FITIQ_HISTORY_LIMIT": ("1000", "notifications kept per user for resume"),
+    "FITIQ_MAX_CONNECTIONS": ("20000", "sockets per process; the next gets HTTP 503"),
+    "FITIQ_MAX_CONNECTIONS_PER_IP": (
+        "0 (off)",
+        "sockets per client address; the next gets HTTP 429",
+    ),
+    "FITIQ_MAX_MESSAGES_PER_SECOND": (
+        "20",
+        "inbound frames per socket (burst 2×); above it close 1008",
+    ),
+    "FITIQ_WORKERS": ("4", "meal-log processing workers"),
+    "FITIQ_PROCESSING_TIMEOUT": ("30", "seconds before a meal log is marked failed"),
+    "FITIQ_DISPATCH_QUEUE": (
+        "1024",
+        "queued meal-log ids (overflow stays pending and is swept up)",
+    ),
+    "FITIQ_SHUTDOWN_TIMEOUT": ("10", "bound on a graceful stop"),
+    "FITIQ_HANDSHAKE_TIMEOUT": ("10", "seconds a client may take to send its request headers"),
+    "FITIQ_MAX_HEADER_BYTES": ("16384", "request headers larger than this are refused (431)"),
+    "FITIQ_CLOSE_TIMEOUT": (
+        "5",
+        "seconds the server waits for the client's close frame after its own",
+    ),
+    "FITIQ_WRITE_TIMEOUT": (
+        "5",
+        "seconds one WebSocket send may make no progress before close 4029",
+    ),
+    "FITIQ_PROCESSOR": (
+        "builtin",
+        "the MealLogAI: `builtin` (offline parser) or `module:factory`",
+    ),
+    "FITIQ_LOG_FORMAT": ("json (console on a TTY)", "`json` or `console`"),
+    "FITIQ_LOG_LEVEL": ("info", "debug, info, warning, error or critical"),
+}
+
+
+def settings_markdown() -> str:
+    """The README's configuration table (`python -m fitiq_rt.config` prints it)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    rows += [
+        f"| {name} | {default} | {meaning} |" for name, (default, meaning) in SETTING_DOCS.items()
+    ]
+    return "\n".join(rows)
+
+
 def flag_name(variable: str) -> str:
     """FITIQ_PING_INTERVAL -> --ping-interval: every variable is also a serve flag."""
     return "--" + variable.removeprefix("FITIQ_").lower().replace("_", "-")
@@ -216,3 +281,7 @@ def _stderr_is_tty() -> bool:
         return os.isatty(2)
     except OSError:
         return False
+
+
+if __name__ == "__main__":
+    print(settings_markdown())

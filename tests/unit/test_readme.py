@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import re
 
+import attrs
+import pytest
+
 from benchmarks.cli import build_parser as benchmark_parser
-from fitiq_rt.cli import build_parser
-from fitiq_rt.config import ENV_FIELDS
+from fitiq_rt.cli import build_parser, main
+from fitiq_rt.config import ENV_FIELDS, SETTING_DOCS, Settings, settings_markdown
 from tests.servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 
 
-def test_the_settings_table_lists_every_variable_and_no_other() -> None:
-    section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| FITIQ_")]
-    listed = {name for row in rows for name in re.findall(r"FITIQ_[A-Z_]+", row.split("|")[1])}
-    assert listed == set(ENV_FIELDS)
+def test_the_settings_table_is_the_generated_one_for_every_variable() -> None:
+    assert set(SETTING_DOCS) == set(ENV_FIELDS)  # a meaning and a default for each setting
+    assert settings_markdown() in README, "regenerate it: python -m fitiq_rt.config"
+
+
+def test_serve_help_gives_each_flag_its_meaning_and_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    for variable, (default, meaning) in SETTING_DOCS.items():
+        assert f"{meaning} (env {variable}; default {default})" in flat, variable
 
 
 def test_every_fitiq_rt_command_in_the_readme_parses() -> None:
@@ -35,3 +46,12 @@ def test_the_benchmark_examples_parse() -> None:
     parser = benchmark_parser()
     for example in examples:
         parser.parse_args(example.replace("\\", " ").split())
+
+
+def test_the_documented_numeric_defaults_are_the_real_ones() -> None:
+    defaults = {field.name: field.default for field in attrs.fields(Settings)}
+    for variable, (field, _parse) in ENV_FIELDS.items():
+        real = defaults[field]
+        if isinstance(real, int | float) and not isinstance(real, bool):
+            shown = SETTING_DOCS[variable][0].split()[0]
+            assert float(shown) == real, variable
