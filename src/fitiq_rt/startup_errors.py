@@ -15,6 +15,7 @@ from pathlib import Path
 import attrs
 
 from .config import Settings
+from .extras import install_hint
 from .meals.processor import ProcessorLoadError
 
 BAD_SETTING = 2
@@ -38,6 +39,9 @@ def explain(error: BaseException, settings: Settings) -> StartupFailure | None:
     """The one-line explanation of a start-up failure, or None when it is not a known kind."""
     error = innermost(error)
     where = f"{settings.host}:{settings.port}"
+    hint = install_hint(error)
+    if hint is not None:
+        return StartupFailure(hint, ENVIRONMENT)
     if isinstance(error, ProcessorLoadError):
         return StartupFailure(f"FITIQ_PROCESSOR: {error}", BAD_SETTING)
     if isinstance(error, socket.gaierror):

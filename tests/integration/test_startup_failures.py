@@ -114,3 +114,59 @@ def test_a_bad_flag_value_names_the_flag(tmp_path: Path) -> None:
     done = _serve(tmp_path, "--port", "abc")
     assert done.returncode == 2
     assert _one_line(done) == "fitiq-rt: FITIQ_PORT (--port) must be an integer, got 'abc'"
+
+
+def _without(module: str, *argv: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as if `module` (an optional extra's) were not installed."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FITIQ_")}
+    base.update({"PYTHONPATH": str(REPO_ROOT / "src"), **env})
+    code = (
+        f"import sys; sys.modules[{module!r}] = None; from fitiq_rt.cli import main; "
+        f"sys.exit(main({list(argv)!r}))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=base, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_postgres_without_its_extra_names_the_extra(tmp_path: Path) -> None:
+    done = _without(
+        "psycopg",
+        "serve",
+        cwd=tmp_path,
+        FITIQ_PORT="0",
+        FITIQ_JWT_SECRET=SECRET,
+        FITIQ_DATABASE_URL="postgresql://fitiq@127.0.0.1:5432/fitiq",
+    )
+    assert done.returncode == 1
+    assert _one_line(done) == (
+        "fitiq-rt: a postgresql:// FITIQ_DATABASE_URL needs the postgres extra: "
+        "pip install 'fitiq_rt[postgres]'"
+    )
+
+
+def test_redis_without_its_extra_names_the_extra(tmp_path: Path) -> None:
+    done = _without(
+        "coredis",
+        "serve",
+        cwd=tmp_path,
+        FITIQ_PORT="0",
+        FITIQ_JWT_SECRET=SECRET,
+        FITIQ_DATA_DIR=str(tmp_path / "data"),
+        FITIQ_REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    assert done.returncode == 1
+    assert _one_line(done) == (
+        "fitiq-rt: FITIQ_REDIS_URL needs the redis extra: pip install 'fitiq_rt[redis]'"
+    )
+
+
+def test_the_html_report_without_its_extra_names_the_extra(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text('{"event":"server.started","timestamp":"2026-12-01T10:00:00Z","level":"info"}\n')
+    done = _without(
+        "matplotlib", "logs", "report", str(log), "--html", str(tmp_path / "r.html"), cwd=tmp_path
+    )
+    assert done.returncode == 1
+    hint = "the HTML report's charts needs the report extra: pip install 'fitiq_rt[report]'"
+    assert done.stderr.strip().splitlines()[-1].endswith(f"--html: {hint}")

@@ -81,6 +81,7 @@ def _write_json(value: dict[str, Any]) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from ..extras import install_hint
     from .report_render import render_terminal, to_json, write_html
 
     report = analyze(args.files, top_n=args.top)
@@ -92,6 +93,12 @@ def _run_report(args: argparse.Namespace) -> int:
                 f"{_PROG_ERROR}: cannot write {args.html}: {exc.strerror or exc}", file=sys.stderr
             )
             return 2
+        except ModuleNotFoundError as missing:
+            hint = install_hint(missing)
+            if hint is None:
+                raise
+            print(f"{_PROG_ERROR}: --html: {hint}", file=sys.stderr)
+            return 1
         print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         _write_json(to_json(report))
