@@ -132,14 +132,22 @@ class MealLogList(BaseModel):
 
 
 class HealthOk(BaseModel):
-    """The process, its database and (if any) its broker are up."""
+    """The process answers (liveness); `ready` is what /readyz would say."""
 
     status: Literal["ok"]
+    ready: bool
+    checks: dict[str, str]
+
+
+class Ready(BaseModel):
+    """The node takes traffic: its database is up and it is not draining."""
+
+    status: Literal["ready"]
     checks: dict[str, str]
 
 
 class HealthDown(BaseModel):
-    """A dependency is down, or the server is draining for shutdown."""
+    """The database is down, or the server is draining for shutdown: route elsewhere."""
 
     status: Literal["unavailable", "shutting_down"]
     checks: dict[str, str]

@@ -202,19 +202,22 @@ async def test_every_documented_rest_response_is_real_and_matches(
         check(LIST, await http.get(LIST, params={"limit": 0}, headers=auth))
 
         check("/healthz", await http.get("/healthz"))
+        check("/readyz", await http.get("/readyz"))
         check("/metrics", await http.get("/metrics"))
         check(DEBUG, await http.get(DEBUG, headers=admin))
         check(DEBUG, await http.get(DEBUG, headers=auth))
         check(DEBUG, await http.get(DEBUG))
 
         pad = {"X-Pad": "p" * (server.settings.max_header_bytes + 1)}
-        for path in (CREATE, ONE, LIST, "/healthz", "/metrics", DEBUG):
+        for path in (CREATE, ONE, LIST, "/healthz", "/readyz", "/metrics", DEBUG):
             method = "POST" if path == CREATE else "GET"
             url = path.replace("{meal_log_id}", meal_id)
             check(path, await http.request(method, url, headers={**auth, **pad}))
 
         server.services.draining = True
-        check("/healthz", await http.get("/healthz"))
+        draining = check("/healthz", await http.get("/healthz"))
+        assert (draining.status_code, draining.json()["ready"]) == (200, False)  # still alive
+        check("/readyz", await http.get("/readyz"))
         server.services.draining = False
         store_down()
         check(CREATE, await http.post(CREATE, json={"raw_input": "egg"}, headers=auth))
@@ -238,6 +241,7 @@ async def test_openapi_describes_bearer_auth_idempotency_and_bounds(
     }
     paths = doc["paths"]
     assert paths["/healthz"]["get"]["security"] == []
+    assert paths["/readyz"]["get"]["security"] == []
     assert paths["/metrics"]["get"]["security"] == []
     assert doc["security"] == [{"bearer": []}]
     create = paths[CREATE]["post"]
@@ -252,7 +256,7 @@ async def test_openapi_describes_bearer_auth_idempotency_and_bounds(
     for path, item in paths.items():
         for operation in item.values():
             for status, response in operation["responses"].items():
-                if int(status) >= 400 and path != "/healthz":
+                if int(status) >= 400 and path != "/readyz":
                     schema = response["content"]["application/json"]["schema"]
                     assert schema["required"] == ["error"], (path, status)
 

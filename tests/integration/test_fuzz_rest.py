@@ -54,8 +54,8 @@ CASES_RUN: dict[str, int] = {}
 
 def contract_error_shape(ctx: CheckContext, response: Response, case: Case) -> bool | None:
     """Every 4xx/5xx is JSON `{"error": {"code": str, "message": str}}` (CONTRACT.md §3)."""
-    if response.status_code < 400 or case.operation.path == "/healthz":
-        return None  # /healthz answers 503 with its own health document
+    if response.status_code < 400 or case.operation.path == "/readyz":
+        return None  # /readyz answers 503 with its own health document
     content_type = response.headers.get("content-type", [""])[0]
     assert content_type.startswith("application/json"), f"error as {content_type!r}"
     body = orjson.loads(response.content)

@@ -294,7 +294,9 @@ async def test_redis_killed_for_three_seconds_loses_nothing(
         await trio.to_thread.run_sync(redis_server.kill)
         await trio.to_thread.run_sync(node_a.wait_for_event, "broker.disconnected")
         health = await http.get(node_a.url("/healthz"))
-        assert health.status_code == 503 and health.json()["checks"]["broker"] == "down"
+        assert health.status_code == 200 and health.json()["checks"]["broker"] == "down"
+        ready = await http.get(node_a.url("/readyz"))  # Redis is shared: stay in rotation
+        assert ready.status_code == 200 and ready.json()["checks"]["broker"] == "down"
         await stream(http, 3.0)  # Redis is down for these three seconds
         await trio.to_thread.run_sync(redis_server.start)
         await stream(http, 1.0)
@@ -365,7 +367,7 @@ def balanced(backends: list[SubprocessServer]) -> Connector:
     return connect
 
 
-async def test_unreachable_database_answers_503_and_healthz_says_down(
+async def test_unreachable_database_answers_503_and_readyz_says_down(
     tmp_path: Path, database: str, nursery: trio.Nursery
 ) -> None:
     proxy = CuttableProxy()
@@ -384,10 +386,12 @@ async def test_unreachable_database_answers_503_and_healthz_says_down(
             )
             assert down.status_code == 503
             assert down.json()["error"]["code"] == "unavailable"
-            health = await http.get(node.url("/healthz"))
-            assert health.status_code == 503 and health.json()["checks"]["database"] == "down"
+            ready = await http.get(node.url("/readyz"))
+            assert ready.status_code == 503 and ready.json()["checks"]["database"] == "down"
+            alive = await http.get(node.url("/healthz"))  # no restart would cure it
+            assert (alive.status_code, alive.json()["ready"]) == (200, False)
             proxy.restore()
-            await eventually_async(lambda: healthz_ok(http, node), "healthz to recover")
+            await eventually_async(lambda: readyz_ok(http, node), "readyz to recover")
             await post_meal(http, node, user, "jam")
             listed = await http.get(
                 node.url("/api/v1/meal-logs"),
@@ -398,8 +402,8 @@ async def test_unreachable_database_answers_503_and_healthz_says_down(
         node.kill()
 
 
-async def healthz_ok(http: httpx.AsyncClient, node: SubprocessServer) -> bool:
-    return (await http.get(node.url("/healthz"))).status_code == 200
+async def readyz_ok(http: httpx.AsyncClient, node: SubprocessServer) -> bool:
+    return (await http.get(node.url("/readyz"))).status_code == 200
 
 
 async def eventually_async(check: Callable[[], Awaitable[bool]], what: str) -> None:

@@ -13,23 +13,43 @@ from quart import Quart, Response
 
 from ..http_common import ApiError, authenticate, json_response
 from ..openapi import describe
-from ..schemas import ConnectionsListing, Forbidden, HealthDown, HealthOk, Unauthorized
+from ..schemas import ConnectionsListing, Forbidden, HealthDown, HealthOk, Ready, Unauthorized
 
 
 def register_debug_routes(app: Quart, services: Any) -> None:
-    @app.get("/healthz")
-    @describe(responses={200: HealthOk, 503: HealthDown}, public=True)
-    async def healthz() -> Any:
-        """Liveness and readiness: 503 while a dependency is down or the server drains."""
-        checks = {"database": "ok" if await services.store.healthy() else "down"}
+    async def checks() -> dict[str, str]:
+        found = {"database": "ok" if await services.store.healthy() else "down"}
         broker_state = getattr(services.broker, "state", None)
         if broker_state is not None:
-            checks["broker"] = broker_state
+            found["broker"] = broker_state
+        return found
+
+    @app.get("/healthz")
+    @describe(responses={200: HealthOk}, public=True)
+    async def healthz() -> Any:
+        """Liveness: 200 while the process answers, whatever its dependencies say.
+
+        Restarting a node cures nothing when the database or Redis is down, so a liveness probe
+        must not fail on them; `ready` and the checks say what /readyz would answer.
+        """
+        found = await checks()
+        ready = not services.draining and found["database"] == "ok"
+        return json_response({"status": "ok", "ready": ready, "checks": found})
+
+    @app.get("/readyz")
+    @describe(responses={200: Ready, 503: HealthDown}, public=True)
+    async def readyz() -> Any:
+        """Readiness, for load balancers: 503 while draining or while the database is down.
+
+        A Redis outage does not make a node unready: it is shared, so every node would leave
+        rotation at once, turning degraded cross-node fan-out into a full outage.
+        """
+        found = await checks()
         if services.draining:
-            return json_response({"status": "shutting_down", "checks": checks}, 503)
-        if any(value != "ok" for value in checks.values()):
-            return json_response({"status": "unavailable", "checks": checks}, 503)
-        return json_response({"status": "ok", "checks": checks})
+            return json_response({"status": "shutting_down", "checks": found}, 503)
+        if found["database"] != "ok":
+            return json_response({"status": "unavailable", "checks": found}, 503)
+        return json_response({"status": "ready", "checks": found})
 
     @app.get("/metrics")
     @describe(
