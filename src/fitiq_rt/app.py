@@ -287,13 +287,8 @@ async def _websocket_not_here(scope: dict[str, Any], send: Any) -> None:
             404,
             b'{"error":{"code":"not_found","message":"no WebSocket endpoint at this path"}}',
         )
-    await send(
-        {
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body})
     access_log.info(
         "http.request", method="GET", path=logged_path(scope_target(scope)), status=status, bytes=0

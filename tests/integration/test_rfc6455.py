@@ -205,14 +205,20 @@ async def test_protocol_pings_get_their_payload_back_and_count_as_activity(
     await client.aclose()
 
 
+async def _open_on(server: SubprocessServer, user: str) -> RawClient:
+    """An upgraded raw socket on a subprocess server (the welcome not read yet)."""
+    assert server.port is not None
+    status, _head, client = await RawClient.connect(
+        server.port, f"/ws/meal-logs?token={token_for(user)}"
+    )
+    assert status == 101
+    return client
+
+
 async def test_sigterm_right_after_a_flood_close_exits_at_once(data_dir: Path) -> None:
     server = SubprocessServer(data_dir, env={"FITIQ_CLOSE_TIMEOUT": "60"})
     try:
-        assert server.port is not None
-        status, _head, client = await RawClient.connect(
-            server.port, f"/ws/meal-logs?token={token_for('sig')}"
-        )
-        assert status == 101
+        client = await _open_on(server, "sig")
         await client.send(encode_frame(TEXT, b'{"type":"pong"}') * 100)
         assert (await _close_frame(client))[0] == 1008
         # The client never answers, so the server's close wait (60 s) is still running.
@@ -233,11 +239,7 @@ async def test_a_second_sigterm_during_the_drain_stops_at_once(data_dir: Path) -
         data_dir, env={"FITIQ_CLOSE_TIMEOUT": "60", "FITIQ_SHUTDOWN_TIMEOUT": "60"}
     )
     try:
-        assert server.port is not None
-        status, _head, client = await RawClient.connect(
-            server.port, f"/ws/meal-logs?token={token_for('twice')}"
-        )
-        assert status == 101
+        client = await _open_on(server, "twice")
         server.proc.send_signal(signal.SIGTERM)
         assert (await _close_frame(client))[0] == 1001
         # The client never answers the 1001: the drain would wait up to 60 s for it.
