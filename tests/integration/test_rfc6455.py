@@ -215,6 +215,14 @@ async def _open_on(server: SubprocessServer, user: str) -> RawClient:
     return client
 
 
+async def _sigterm(server: SubprocessServer) -> tuple[int, float]:
+    """Send SIGTERM and wait for the exit: (exit status, seconds it took)."""
+    start = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    code = await trio.to_thread.run_sync(server.proc.wait, 20)
+    return code, time.monotonic() - start
+
+
 async def test_sigterm_right_after_a_flood_close_exits_at_once(data_dir: Path) -> None:
     server = SubprocessServer(data_dir, env={"FITIQ_CLOSE_TIMEOUT": "60"})
     try:
@@ -222,10 +230,7 @@ async def test_sigterm_right_after_a_flood_close_exits_at_once(data_dir: Path) -
         await client.send(encode_frame(TEXT, b'{"type":"pong"}') * 100)
         assert (await _close_frame(client))[0] == 1008
         # The client never answers, so the server's close wait (60 s) is still running.
-        start = time.monotonic()
-        server.proc.send_signal(signal.SIGTERM)
-        code = await trio.to_thread.run_sync(server.proc.wait, 20)
-        took = time.monotonic() - start
+        code, took = await _sigterm(server)
         await client.aclose()
         assert code == 0
         assert took < 5.0, f"SIGTERM took {took:.1f} s"  # not the 60 s wait, nor the 10 s bound
@@ -244,10 +249,7 @@ async def test_a_second_sigterm_during_the_drain_stops_at_once(data_dir: Path) -
         assert (await _close_frame(client))[0] == 1001
         # The client never answers the 1001: the drain would wait up to 60 s for it.
         await trio.to_thread.run_sync(server.wait_for_event, "server.stopping")
-        start = time.monotonic()
-        server.proc.send_signal(signal.SIGTERM)
-        code = await trio.to_thread.run_sync(server.proc.wait, 20)
-        took = time.monotonic() - start
+        code, took = await _sigterm(server)
         await client.aclose()
         assert code == 0
         assert took < 5.0, f"the second SIGTERM took {took:.1f} s"
