@@ -19,6 +19,7 @@ from quart import Quart, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from .access_log import log_request
 from .auth import TokenVerifier, resolve_secret
 from .clock import wall_time
 from .config import Settings
@@ -33,14 +34,19 @@ from .observability.debug import register_debug_routes
 from .observability.metrics import Metrics
 from .openapi import install_openapi
 from .realtime.broker import Broker, LocalBroker
-from .realtime.endpoint import UPGRADE_REQUIRED, WEBSOCKET_PATH, logged_path, refusal_response
+from .realtime.endpoint import (
+    HEADERS_TOO_LARGE,
+    UPGRADE_REQUIRED,
+    WEBSOCKET_PATH,
+    Refusal,
+    refusal_response,
+)
 from .realtime.history import CachedHistory, History, LatestSeqCache
 from .realtime.registry import Registry
 from .realtime.session import SessionConfig, SessionDeps
 from .schemas import MAX_BODY_BYTES
 
 log = get_logger("fitiq_rt.app")
-access_log = get_logger("fitiq_rt.access")
 
 # Loosely typed on purpose: scopes here are plain dicts, and Hypercorn and Quart each type ASGI
 # their own way.
@@ -232,14 +238,7 @@ async def _with_access_log(
         await quart_app(scope, receive, send_and_count)
     finally:
         services.metrics.http_requests.labels(f"{status // 100}xx").inc()
-        access_log.info(
-            "http.request",
-            method=scope.get("method"),
-            path=logged_path(scope_target(scope)),
-            status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            bytes=sent,
-        )
+        log_request(scope.get("method"), scope_target(scope), status, started=started, sent=sent)
 
 
 def _header_bytes(scope: dict[str, Any]) -> int:
@@ -249,49 +248,38 @@ def _header_bytes(scope: dict[str, Any]) -> int:
 
 
 async def _refuse_large_headers(scope: dict[str, Any], send: Any) -> None:
-    body = b'{"error":{"code":"headers_too_large","message":"request headers are too large"}}'
-    prefix = "websocket." if scope["type"] == "websocket" else ""
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": f"{prefix}http.response.start", "status": 431, "headers": headers})
-    await send({"type": f"{prefix}http.response.body", "body": body})
-    access_log.info(
-        "http.request",
-        method=scope.get("method", "GET"),
-        path=logged_path(scope_target(scope)),
-        status=431,
-    )
+    await _send_refusal(scope, send, HEADERS_TOO_LARGE)
 
 
 async def _upgrade_required(scope: dict[str, Any], send: Any) -> None:
     """A plain request for the WebSocket path on a kept-alive connection: 426, as on a new one."""
-    response = refusal_response(UPGRADE_REQUIRED)
-    headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.raw_items()]
-    await send({"type": "http.response.start", "status": 426, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
-    access_log.info(
-        "http.request",
-        method=scope.get("method"),
-        path=logged_path(scope_target(scope)),
-        status=426,
-        bytes=len(response.body),
-    )
+    await _send_refusal(scope, send, UPGRADE_REQUIRED)
+
+
+_REUSED_CONNECTION = Refusal(
+    400, "invalid_handshake", "invalid_request", "open /ws/meal-logs on a new connection"
+)
+_NO_SUCH_WEBSOCKET = Refusal(404, "not_found", "not_found", "no WebSocket endpoint at this path")
 
 
 async def _websocket_not_here(scope: dict[str, Any], send: Any) -> None:
     """An upgrade that reached Hypercorn: another path (404), or a reused connection (400)."""
-    if scope.get("path") == WEBSOCKET_PATH:
-        message = b"open /ws/meal-logs on a new connection"
-        status, body = 400, b'{"error":{"code":"invalid_request","message":"%s"}}' % message
-    else:
-        status, body = (
-            404,
-            b'{"error":{"code":"not_found","message":"no WebSocket endpoint at this path"}}',
-        )
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-    await send({"type": "websocket.http.response.body", "body": body})
-    access_log.info(
-        "http.request", method="GET", path=logged_path(scope_target(scope)), status=status, bytes=0
+    reused = scope.get("path") == WEBSOCKET_PATH
+    await _send_refusal(scope, send, _REUSED_CONNECTION if reused else _NO_SUCH_WEBSOCKET)
+
+
+async def _send_refusal(scope: dict[str, Any], send: Any, refusal: Refusal) -> None:
+    """Answer over ASGI with the same response the front door and the handshake send."""
+    started = time.perf_counter()
+    response = refusal_response(refusal)
+    prefix = "websocket." if scope["type"] == "websocket" else ""
+    headers = [(k.lower().encode(), v.encode()) for k, v in response.headers.raw_items()]
+    start = {"type": f"{prefix}http.response.start", "status": refusal.status, "headers": headers}
+    await send(start)
+    await send({"type": f"{prefix}http.response.body", "body": response.body})
+    method = scope.get("method", "GET")
+    log_request(
+        method, scope_target(scope), refusal.status, started=started, sent=len(response.body)
     )
 
 

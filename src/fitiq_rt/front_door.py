@@ -13,24 +13,21 @@ from typing import Any
 
 import trio
 
+from .access_log import log_request
 from .http_handoff import HttpHandoff
 from .logconfig import get_logger
 from .realtime.endpoint import (
+    HEADERS_TOO_LARGE,
     WEBSOCKET_PATH,
-    Refusal,
-    logged_path,
     refusal_response,
     send_and_close,
     serve_websocket,
 )
-from .realtime.ws_transport import ClosingWaits
+from .realtime.ws_transport import RECEIVE_BYTES, ClosingWaits
 
 log = get_logger("fitiq_rt.server")
-access_log = get_logger("fitiq_rt.access")
 
-RECEIVE_BYTES = 65536
 _HEAD_END = b"\r\n\r\n"
-_WEBSOCKET_TARGET = WEBSOCKET_PATH.encode()
 
 
 class HeadTooLarge(Exception):
@@ -69,11 +66,8 @@ def request_line(received: bytes) -> tuple[str, str]:
 
 
 def is_websocket_route(received: bytes) -> bool:
-    line = received[: received.find(b"\r\n")]
-    if not line.startswith(b"GET "):
-        return False
-    target = line[4:].split(b" ", 1)[0]
-    return target.split(b"?", 1)[0] == _WEBSOCKET_TARGET
+    method, target = request_line(received)
+    return method == "GET" and target.partition("?")[0] == WEBSOCKET_PATH
 
 
 class FrontDoor:
@@ -116,16 +110,8 @@ class FrontDoor:
 
     async def _refuse_large_head(self, stream: trio.SocketStream, received: bytes) -> None:
         started = time.perf_counter()
-        message = "request headers are too large"
-        response = refusal_response(Refusal(431, "headers_too_large", "headers_too_large", message))
+        response = refusal_response(HEADERS_TOO_LARGE)
         method, target = request_line(received)
-        access_log.info(
-            "http.request",
-            method=method,
-            path=logged_path(target),
-            status=431,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            bytes=len(response.body),
-        )
+        log_request(method, target, 431, started=started, sent=len(response.body))
         wait = self._services.settings.close_timeout
         await send_and_close(stream, response.serialize(), self.closing, wait)

@@ -21,15 +21,15 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from ..access_log import log_request
 from ..auth import AuthError, select_token
-from ..logconfig import get_logger, redact_text
+from ..logconfig import get_logger
 from .connection import Connection
 from .protocol import MAX_SEQ
 from .session import run_session
-from .ws_transport import PROTOCOL_LOGGER, ClosingWaits, WebSocketTransport
+from .ws_transport import PROTOCOL_LOGGER, RECEIVE_BYTES, ClosingWaits, WebSocketTransport
 
 log = get_logger("fitiq_rt.ws")
-access_log = get_logger("fitiq_rt.access")
 
 WEBSOCKET_PATH = "/ws/meal-logs"
 
@@ -46,14 +46,12 @@ class Refusal:
         self.message = message
 
 
+HEADERS_TOO_LARGE = Refusal(
+    431, "headers_too_large", "headers_too_large", "request headers are too large"
+)
 UPGRADE_REQUIRED = Refusal(
     426, "upgrade_required", "upgrade_required", "this path only serves WebSocket upgrades"
 )
-
-
-def logged_path(target: str) -> str:
-    """The request target for the access log, with any token in the query masked."""
-    return redact_text(target) if "?" in target else target
 
 
 def parse_last_seq(text: str | None) -> int | None:
@@ -148,14 +146,7 @@ async def _handshake(
     leftover = received[received.find(b"\r\n\r\n") + 4 :]
     if leftover:
         opened.receive_data(leftover)
-    access_log.info(
-        "http.request",
-        method="GET",
-        path=logged_path(target),
-        status=101,
-        duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        bytes=0,
-    )
+    log_request("GET", target, 101, started=started)
     conn = Connection.open(
         connection_id=opened.id.hex,  # the library drew a uuid4 for this socket already
         user_id=identity.user_id,
@@ -248,14 +239,7 @@ async def _refuse(
     else:
         data = [response.serialize(), b""]
     log.info("ws.rejected", reason=refusal.reason, status=refusal.status)
-    access_log.info(
-        "http.request",
-        method=method,
-        path=logged_path(target),
-        status=refusal.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        bytes=len(response.body),
-    )
+    log_request(method, target, refusal.status, started=started, sent=len(response.body))
     await send_and_close(stream, b"".join(data), closing, wait)
 
 
@@ -271,7 +255,7 @@ async def send_and_close(
         with closing.waiting(wait):
             await stream.send_all(data)
             await stream.send_eof()
-            while await stream.receive_some(65536):
+            while await stream.receive_some(RECEIVE_BYTES):
                 pass
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
