@@ -54,6 +54,17 @@ def _upgrade(target: str) -> bytes:
     ).encode()
 
 
+async def _upgraded(stream: trio.SocketStream) -> RawClient:
+    """Read the 101 the server answered on `stream`; its frames follow in the client."""
+    client = RawClient(stream)
+    with trio.fail_after(10):
+        while b"\r\n\r\n" not in client.buffer:
+            client.buffer += await stream.receive_some(65536)
+    assert client.buffer.startswith(b"HTTP/1.1 101 ")
+    del client.buffer[: client.buffer.index(b"\r\n\r\n") + 4]
+    return client
+
+
 async def test_rest_keep_alive_works_through_the_handoff(server: InProcessServer) -> None:
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
     buffer = bytearray()
@@ -70,12 +81,7 @@ async def test_a_head_that_arrives_in_pieces_is_assembled(server: InProcessServe
     for index in range(0, len(head), 7):  # a slow but honest client
         await stream.send_all(head[index : index + 7])
         await trio.sleep(0.001)
-    client = RawClient(stream)
-    with trio.fail_after(10):
-        while b"\r\n\r\n" not in client.buffer:
-            client.buffer += await stream.receive_some(65536)
-    assert client.buffer.startswith(b"HTTP/1.1 101 ")
-    del client.buffer[: client.buffer.index(b"\r\n\r\n") + 4]
+    client = await _upgraded(stream)
     opcode, welcome = await client.frame()  # type: ignore[misc]
     assert (opcode, orjson.loads(welcome)["type"]) == (TEXT, "welcome")
     await client.aclose()
@@ -85,11 +91,7 @@ async def test_frames_sent_right_after_the_head_are_not_lost(server: InProcessSe
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
     ping = encode_frame(TEXT, b'{"type":"ping"}')
     await stream.send_all(_upgrade(f"/ws/meal-logs?token={token_for('eager')}") + ping)
-    client = RawClient(stream)
-    with trio.fail_after(10):
-        while b"\r\n\r\n" not in client.buffer:
-            client.buffer += await stream.receive_some(65536)
-    del client.buffer[: client.buffer.index(b"\r\n\r\n") + 4]
+    client = await _upgraded(stream)
     kinds = []
     for _ in range(2):
         frame = await client.frame()

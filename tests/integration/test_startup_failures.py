@@ -15,7 +15,11 @@ import pytest
 from tests.servers import REPO_ROOT, SECRET
 
 
-def _serve(tmp_path: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    tmp_path: Path, *argv: str, without: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`fitiq-rt ARGV` in tmp_path on the test defaults, optionally as if the module `without`
+    (an optional extra's) were not installed."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("FITIQ_")}
     base.update(
         {
@@ -27,14 +31,20 @@ def _serve(tmp_path: Path, *flags: str, **env: str) -> subprocess.CompletedProce
             **env,
         }
     )
+    block = f"sys.modules[{without!r}] = None; " if without else ""
+    code = f"import sys; {block}from fitiq_rt.cli import main; sys.exit(main({list(argv)!r}))"
     return subprocess.run(
-        [sys.executable, "-m", "fitiq_rt.cli", "serve", *flags],
+        [sys.executable, "-c", code],
         cwd=tmp_path,
         env=base,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def _serve(tmp_path: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return _cli(tmp_path, "serve", *flags, **env)
 
 
 def _one_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -116,28 +126,9 @@ def test_a_bad_flag_value_names_the_flag(tmp_path: Path) -> None:
     assert _one_line(done) == "fitiq-rt: FITIQ_PORT (--port) must be an integer, got 'abc'"
 
 
-def _without(module: str, *argv: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as if `module` (an optional extra's) were not installed."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("FITIQ_")}
-    base.update({"PYTHONPATH": str(REPO_ROOT / "src"), **env})
-    code = (
-        f"import sys; sys.modules[{module!r}] = None; from fitiq_rt.cli import main; "
-        f"sys.exit(main({list(argv)!r}))"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=base, capture_output=True, text=True, timeout=60
-    )
-
-
 def test_postgres_without_its_extra_names_the_extra(tmp_path: Path) -> None:
-    done = _without(
-        "psycopg",
-        "serve",
-        cwd=tmp_path,
-        FITIQ_PORT="0",
-        FITIQ_JWT_SECRET=SECRET,
-        FITIQ_DATABASE_URL="postgresql://fitiq@127.0.0.1:5432/fitiq",
-    )
+    url = "postgresql://fitiq@127.0.0.1:5432/fitiq"
+    done = _cli(tmp_path, "serve", without="psycopg", FITIQ_DATABASE_URL=url)
     assert done.returncode == 1
     assert _one_line(done) == (
         "fitiq-rt: a postgresql:// FITIQ_DATABASE_URL needs the postgres extra: "
@@ -146,15 +137,8 @@ def test_postgres_without_its_extra_names_the_extra(tmp_path: Path) -> None:
 
 
 def test_redis_without_its_extra_names_the_extra(tmp_path: Path) -> None:
-    done = _without(
-        "coredis",
-        "serve",
-        cwd=tmp_path,
-        FITIQ_PORT="0",
-        FITIQ_JWT_SECRET=SECRET,
-        FITIQ_DATA_DIR=str(tmp_path / "data"),
-        FITIQ_REDIS_URL="redis://127.0.0.1:6379/0",
-    )
+    url = "redis://127.0.0.1:6379/0"
+    done = _cli(tmp_path, "serve", without="coredis", FITIQ_REDIS_URL=url)
     assert done.returncode == 1
     assert _one_line(done) == (
         "fitiq-rt: FITIQ_REDIS_URL needs the redis extra: pip install 'fitiq_rt[redis]'"
@@ -164,9 +148,8 @@ def test_redis_without_its_extra_names_the_extra(tmp_path: Path) -> None:
 def test_the_html_report_without_its_extra_names_the_extra(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     log.write_text('{"event":"server.started","timestamp":"2026-12-01T10:00:00Z","level":"info"}\n')
-    done = _without(
-        "matplotlib", "logs", "report", str(log), "--html", str(tmp_path / "r.html"), cwd=tmp_path
-    )
+    html = str(tmp_path / "r.html")
+    done = _cli(tmp_path, "logs", "report", str(log), "--html", html, without="matplotlib")
     assert done.returncode == 1
     hint = "the HTML report's charts needs the report extra: pip install 'fitiq_rt[report]'"
     assert done.stderr.strip().splitlines()[-1].endswith(f"--html: {hint}")
