@@ -96,6 +96,7 @@ def build_services(
         workers=settings.workers,
         queue_size=settings.dispatch_queue,
         processing_timeout=settings.processing_timeout,
+        finish_retry_timeout=settings.finish_retry_timeout,
     )
     verifier = TokenVerifier(
         secret=resolve_secret(settings),

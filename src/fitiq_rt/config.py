@@ -70,6 +70,9 @@ class Settings:
         default=30.0, validator=_positive("FITIQ_PROCESSING_TIMEOUT")
     )
     dispatch_queue: int = attrs.field(default=1024, validator=_positive("FITIQ_DISPATCH_QUEUE"))
+    finish_retry_timeout: float = attrs.field(
+        default=30.0, validator=_non_negative("FITIQ_FINISH_RETRY_TIMEOUT")
+    )
     shutdown_timeout: float = attrs.field(
         default=10.0, validator=_positive("FITIQ_SHUTDOWN_TIMEOUT")
     )
@@ -161,6 +164,7 @@ ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "FITIQ_WORKERS": ("workers", _INT),
     "FITIQ_PROCESSING_TIMEOUT": ("processing_timeout", _FLOAT),
     "FITIQ_DISPATCH_QUEUE": ("dispatch_queue", _INT),
+    "FITIQ_FINISH_RETRY_TIMEOUT": ("finish_retry_timeout", _FLOAT),
     "FITIQ_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _FLOAT),
     "FITIQ_HANDSHAKE_TIMEOUT": ("handshake_timeout", _FLOAT),
     "FITIQ_MAX_HEADER_BYTES": ("max_header_bytes", _INT),
@@ -207,6 +211,10 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "FITIQ_DISPATCH_QUEUE": (
         "1024",
         "queued meal-log ids (overflow stays pending and is swept up)",
+    ),
+    "FITIQ_FINISH_RETRY_TIMEOUT": (
+        "30",
+        "seconds a worker retries saving a result while the database is down (then swept up)",
     ),
     "FITIQ_SHUTDOWN_TIMEOUT": ("10", "bound on a graceful stop"),
     "FITIQ_HANDSHAKE_TIMEOUT": ("10", "seconds a client may take to send its request headers"),

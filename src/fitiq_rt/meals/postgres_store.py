@@ -314,14 +314,17 @@ class PostgresStore:
         return await self._run(finish)
 
     async def unfinished_meal_logs(self) -> list[MealLog]:
-        """Pending meal logs, and processing ones whose claim expired (their node is gone)."""
+        """Pending meal logs, and processing ones nobody else holds a live claim on.
+
+        That includes this node's own claims: one whose save failed in an outage is not in
+        flight any more, and must not wait out its own lease (the dispatcher skips the ones it
+        is still working on).
+        """
 
         def select(conn: Conn) -> list[MealLog]:
             rows = conn.execute(
-                f"SELECT {MEAL_COLUMNS} FROM meal_logs "
-                "WHERE status = 'pending' OR (status = 'processing' "
-                "AND (claimed_until IS NULL OR claimed_until < now())) "
-                "ORDER BY created_at, id"
+                f"SELECT {MEAL_COLUMNS} FROM meal_logs WHERE {_CLAIMABLE} ORDER BY created_at, id",
+                {"node": self.node_id},
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 

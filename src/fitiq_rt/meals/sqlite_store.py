@@ -251,7 +251,7 @@ def _finish_in_transaction(
 ) -> tuple[MealLog, Notification]:
     row = db.execute(
         "UPDATE meal_logs SET status = ?, items = ?, totals = ?, error = ?, updated_at = ? "
-        f"WHERE id = ? RETURNING {MEAL_COLUMNS}",
+        f"WHERE id = ? AND status IN ('pending', 'processing') RETURNING {MEAL_COLUMNS}",
         (
             outcome.status,
             orjson.dumps(list(outcome.items)).decode(),
@@ -261,8 +261,8 @@ def _finish_in_transaction(
             meal_log_id,
         ),
     ).fetchone()
-    if row is None:
-        raise LookupError(f"meal log {meal_log_id} does not exist")
+    if row is None:  # a retried save whose first attempt did commit ends here: no second seq
+        raise LookupError(f"meal log {meal_log_id} does not exist or is finished")
     meal = meal_from_row(row)
     seq = db.execute(
         "INSERT INTO user_seq (user_id, last_seq) VALUES (?, 1) "
