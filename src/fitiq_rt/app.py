@@ -42,6 +42,7 @@ from .realtime.endpoint import (
     refusal_response,
 )
 from .realtime.history import CachedHistory, History, LatestSeqCache
+from .realtime.positions import PositionCheck
 from .realtime.registry import Registry
 from .realtime.session import SessionConfig, SessionDeps
 from .schemas import MAX_BODY_BYTES
@@ -65,6 +66,7 @@ class Services:
     broker: Broker
     notifier: Notifier
     dispatcher: Dispatcher
+    position_check: PositionCheck
     session_deps: SessionDeps
     draining: bool = False
 
@@ -126,6 +128,9 @@ def build_services(
         broker=broker,
         notifier=notifier,
         dispatcher=dispatcher,
+        position_check=PositionCheck(
+            registry, store, metrics, interval=settings.position_check_interval
+        ),
         session_deps=deps,
     )
 
@@ -138,6 +143,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
         async with trio.open_nursery() as nursery:
             await nursery.start(services.broker.run)
             await nursery.start(services.dispatcher.run)
+            await nursery.start(services.position_check.run)
             yield services
             nursery.cancel_scope.cancel()
     finally:

@@ -73,6 +73,9 @@ class Settings:
     finish_retry_timeout: float = attrs.field(
         default=30.0, validator=_non_negative("FITIQ_FINISH_RETRY_TIMEOUT")
     )
+    position_check_interval: float = attrs.field(
+        default=10.0, validator=_positive("FITIQ_POSITION_CHECK_INTERVAL")
+    )
     shutdown_timeout: float = attrs.field(
         default=10.0, validator=_positive("FITIQ_SHUTDOWN_TIMEOUT")
     )
@@ -165,6 +168,7 @@ ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "FITIQ_PROCESSING_TIMEOUT": ("processing_timeout", _FLOAT),
     "FITIQ_DISPATCH_QUEUE": ("dispatch_queue", _INT),
     "FITIQ_FINISH_RETRY_TIMEOUT": ("finish_retry_timeout", _FLOAT),
+    "FITIQ_POSITION_CHECK_INTERVAL": ("position_check_interval", _FLOAT),
     "FITIQ_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _FLOAT),
     "FITIQ_HANDSHAKE_TIMEOUT": ("handshake_timeout", _FLOAT),
     "FITIQ_MAX_HEADER_BYTES": ("max_header_bytes", _INT),
@@ -215,6 +219,10 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "FITIQ_FINISH_RETRY_TIMEOUT": (
         "30",
         "seconds a worker retries saving a result while the database is down (then swept up)",
+    ),
+    "FITIQ_POSITION_CHECK_INTERVAL": (
+        "10",
+        "seconds between checks that every open socket has every stored notification",
     ),
     "FITIQ_SHUTDOWN_TIMEOUT": ("10", "bound on a graceful stop"),
     "FITIQ_HANDSHAKE_TIMEOUT": ("10", "seconds a client may take to send its request headers"),

@@ -172,6 +172,15 @@ async def test_since_and_prune_to_history_limit(store: Store) -> None:
     assert (empty.items, empty.latest, empty.oldest) == ((), 0, None)
 
 
+async def test_latest_seqs_answers_for_many_users_at_once(store: Store) -> None:
+    for user, meals in (("u1", 3), ("u2", 1), ("o'brien", 2)):
+        for _ in range(meals):
+            await finished(store, user)
+    asked = ["u1", "u2", "o'brien", "nobody", *(f"idle-{i}" for i in range(5000))]
+    assert await store.latest_seqs(asked) == {"u1": 3, "u2": 1, "o'brien": 2}
+    assert await store.latest_seqs([]) == {}
+
+
 async def test_unfinished_meal_logs(store: Store) -> None:
     pending, _ = await store.create_meal_log(new_meal(text="a"))
     processing, _ = await store.create_meal_log(new_meal(text="b"))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -336,6 +336,18 @@ class PostgresStore:
                 "SELECT last_seq FROM user_seq WHERE user_id = %s", (user_id,)
             ).fetchone()
             return int(row[0]) if row else 0
+
+        return await self._run(select)
+
+    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """One statement however many users: the ids travel as one text[] parameter."""
+        ids = list(user_ids)
+
+        def select(conn: Conn) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT user_id, last_seq FROM user_seq WHERE user_id = ANY(%s)", (ids,)
+            ).fetchall()
+            return {user_id: int(last_seq) for user_id, last_seq in rows}
 
         return await self._run(select)
 

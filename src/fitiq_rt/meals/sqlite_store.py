@@ -7,7 +7,7 @@ the single writer SQLite wants, and keeps the one connection from being used by 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -221,6 +221,20 @@ class SqliteStore:
                 "SELECT last_seq FROM user_seq WHERE user_id = ?", (user_id,)
             ).fetchone()
             return row[0] if row else 0
+
+        return await self._run(select)
+
+    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """One statement however many users: the ids travel as one JSON array parameter."""
+        ids = orjson.dumps(list(user_ids)).decode()
+
+        def select(db: sqlite3.Connection) -> dict[str, int]:
+            rows = db.execute(
+                "SELECT user_id, last_seq FROM user_seq "
+                "WHERE user_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+            return {user_id: last_seq for user_id, last_seq in rows}
 
         return await self._run(select)
 

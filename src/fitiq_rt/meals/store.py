@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,6 +76,10 @@ class Store(Protocol):
     async def unfinished_meal_logs(self) -> list[MealLog]: ...
 
     async def latest_seq(self, user_id: str) -> int: ...
+
+    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """Each user's newest seq in one query (users with none are left out)."""
+        ...
 
     async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage: ...
 
