@@ -113,11 +113,13 @@ def build_services(
             max_messages_per_second=settings.max_messages_per_second,
             history_limit=settings.history_limit,
             close_timeout=settings.close_timeout,
+            token_warning=settings.token_warning,
         ),
         registry=registry,
         history=history,
         metrics=metrics,
         wall_clock=wall_time,
+        verify_token=verifier.verify,
     )
     return Services(
         settings=settings,

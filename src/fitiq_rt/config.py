@@ -87,6 +87,7 @@ class Settings:
     )
     close_timeout: float = attrs.field(default=5.0, validator=_positive("FITIQ_CLOSE_TIMEOUT"))
     write_timeout: float = attrs.field(default=5.0, validator=_positive("FITIQ_WRITE_TIMEOUT"))
+    token_warning: float = attrs.field(default=60.0, validator=_non_negative("FITIQ_TOKEN_WARNING"))
     processor: str = "builtin"  # or "package.module:factory" for another MealLogAI
     log_format: str = attrs.field(default="json")
     log_level: str = attrs.field(default="info")
@@ -174,6 +175,7 @@ ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "FITIQ_MAX_HEADER_BYTES": ("max_header_bytes", _INT),
     "FITIQ_CLOSE_TIMEOUT": ("close_timeout", _FLOAT),
     "FITIQ_WRITE_TIMEOUT": ("write_timeout", _FLOAT),
+    "FITIQ_TOKEN_WARNING": ("token_warning", _FLOAT),
     "FITIQ_PROCESSOR": ("processor", str),
     "FITIQ_LOG_FORMAT": ("log_format", str),
     "FITIQ_LOG_LEVEL": ("log_level", str),
@@ -234,6 +236,10 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "FITIQ_WRITE_TIMEOUT": (
         "5",
         "seconds one WebSocket send may make no progress before close 4029",
+    ),
+    "FITIQ_TOKEN_WARNING": (
+        "60",
+        "seconds before a socket's token expiry that `token_expiring` is sent",
     ),
     "FITIQ_PROCESSOR": (
         "builtin",
