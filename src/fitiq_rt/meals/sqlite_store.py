@@ -28,6 +28,7 @@ from .rows import (
     same_request,
 )
 from .store import NewMealLog, Outcome, StoreUnavailable
+from .store_trace import CallTimer
 
 T = TypeVar("T")
 
@@ -116,22 +117,29 @@ class SqliteStore:
             db, self._db = self._db, None
             await trio.to_thread.run_sync(db.close, limiter=self._limiter)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], kind: str = "call") -> T:
         db = self._db
         if db is None:
             raise StoreUnavailable("the store is not open")
+        timer = CallTimer(kind)
 
         def call() -> T:
+            timer.start()
             try:
                 return fn(db)
             except sqlite3.OperationalError as error:
                 raise StoreUnavailable(str(error)) from error
+            finally:
+                timer.stop()
 
-        return await trio.to_thread.run_sync(call, limiter=self._limiter)
+        try:
+            return await trio.to_thread.run_sync(call, limiter=self._limiter)
+        finally:
+            timer.report()
 
     async def healthy(self) -> bool:
         try:
-            return await self._run(lambda db: db.execute("SELECT 1").fetchone() == (1,))
+            return await self._run(lambda db: db.execute("SELECT 1").fetchone() == (1,), "healthy")
         except StoreUnavailable:
             return False
 
@@ -152,7 +160,7 @@ class SqliteStore:
             )
             return meal, True
 
-        return await self._run(insert)
+        return await self._run(insert, "create")
 
     async def get_meal_log(self, user_id: str, meal_log_id: str) -> MealLog | None:
         def select(db: sqlite3.Connection) -> MealLog | None:
@@ -162,7 +170,7 @@ class SqliteStore:
             ).fetchone()
             return meal_from_row(row) if row else None
 
-        return await self._run(select)
+        return await self._run(select, "get")
 
     async def list_meal_logs(
         self, user_id: str, updated_since: datetime | None, limit: int
@@ -177,7 +185,7 @@ class SqliteStore:
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 
-        return await self._run(select)
+        return await self._run(select, "list")
 
     async def mark_processing(self, meal_log_id: str) -> MealLog | None:
         def update(db: sqlite3.Connection) -> MealLog | None:
@@ -188,7 +196,7 @@ class SqliteStore:
             ).fetchone()
             return meal_from_row(row) if row else None
 
-        return await self._run(update)
+        return await self._run(update, "mark_processing")
 
     async def finish_meal_log(
         self, meal_log_id: str, outcome: Outcome, history_limit: int
@@ -203,7 +211,7 @@ class SqliteStore:
             db.execute("COMMIT")
             return result
 
-        return await self._run(finish)
+        return await self._run(finish, "finish")
 
     async def unfinished_meal_logs(self) -> list[MealLog]:
         def select(db: sqlite3.Connection) -> list[MealLog]:
@@ -213,7 +221,7 @@ class SqliteStore:
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 
-        return await self._run(select)
+        return await self._run(select, "unfinished")
 
     async def latest_seq(self, user_id: str) -> int:
         def select(db: sqlite3.Connection) -> int:
@@ -222,7 +230,7 @@ class SqliteStore:
             ).fetchone()
             return row[0] if row else 0
 
-        return await self._run(select)
+        return await self._run(select, "latest_seq")
 
     async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage:
         def select(db: sqlite3.Connection) -> HistoryPage:
@@ -243,7 +251,7 @@ class SqliteStore:
                 oldest=oldest_row[0] if oldest_row else None,
             )
 
-        return await self._run(select)
+        return await self._run(select, "since")
 
 
 def _finish_in_transaction(
