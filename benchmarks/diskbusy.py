@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -26,15 +27,16 @@ from .stats import summarize_ms
 
 MIB = 1 << 20
 FILE_NAME = "disk-busy.bin"
-DEFAULT_CHUNK_MIB = 16
-DEFAULT_MIB_PER_SECOND = 256.0
+DEFAULT_CHUNK_MIB = 64  # `dd bs=1M count=64 conv=fsync`
+DEFAULT_MIB_PER_SECOND = 0.0  # flat out, like the dd loop
 
 
 def write_until_stopped(directory: Path, chunk_mib: int, mib_per_second: float) -> dict[str, Any]:
     """Loop: truncate, write `chunk_mib` MiB of zeros, fsync (dd's conv=fsync), until a signal.
 
-    Paced to `mib_per_second` (0: flat out): unpaced, the writer burns a whole CPU on this
-    2-core machine and the run would measure CPU theft from the load generator, not the disk.
+    Paced to `mib_per_second` (0: flat out, the default, like the dd loop). Flat out it uses
+    most of a CPU (the load generator's, see DiskBusy): its `cpu_pct` is reported so a run can
+    tell its CPU from other people's load.
     """
     stop = False
 
@@ -69,7 +71,9 @@ def write_until_stopped(directory: Path, chunk_mib: int, mib_per_second: float) 
         with contextlib.suppress(OSError):
             path.unlink()
     seconds = time.monotonic() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
+        "cpu_pct": round((usage.ru_utime + usage.ru_stime) / max(seconds, 1e-9) * 100, 1),
         "directory": str(directory),
         "chunk_mib": chunk_mib,
         "paced_mib_per_second": mib_per_second,
