@@ -131,7 +131,7 @@ class SqliteStore:
         self._idle_readers: list[sqlite3.Connection] = []
         self._read_limiter = trio.CapacityLimiter(readers)  # one token per reader connection
         self.checkpointer = Checkpointer(
-            self.path, interval=checkpoint_interval, restart_bytes=wal_restart_bytes
+            self.path, self._limiter, interval=checkpoint_interval, restart_bytes=wal_restart_bytes
         )
 
     async def open(self) -> None:
