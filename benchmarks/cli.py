@@ -153,6 +153,8 @@ def _server_env(args: argparse.Namespace) -> dict[str, str]:
         env["FITIQ_PING_INTERVAL"] = str(args.ping_interval)
     if getattr(args, "idle_timeout", None) is not None:
         env["FITIQ_IDLE_TIMEOUT"] = str(args.idle_timeout)
+    if getattr(args, "store_trace", False) or getattr(args, "e2e_store_trace", False):
+        env["FITIQ_LOG_LEVEL"] = "debug"  # the `store.call` lines the e2e summary reads
     return env
 
 

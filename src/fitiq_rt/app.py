@@ -139,10 +139,11 @@ def build_services(
 
 @asynccontextmanager
 async def running(services: Services) -> AsyncIterator[Services]:
-    """Open the store, start the broker and the dispatcher; undo it all on exit."""
+    """Open the store, start its upkeep, the broker and the dispatcher; undo it all on exit."""
     await services.store.open()
     try:
         async with trio.open_nursery() as nursery:
+            await nursery.start(services.store.run)
             await nursery.start(services.broker.run)
             await nursery.start(services.dispatcher.run)
             await nursery.start(services.position_check.run)

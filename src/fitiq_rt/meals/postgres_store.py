@@ -210,6 +210,11 @@ class PostgresStore:
         if released:
             log.info("store.claims_released", meal_logs=released, node=self.node_name)
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Nothing to keep up in the background: PostgreSQL checkpoints by itself."""
+        task_status.started()
+        await trio.sleep_forever()
+
     async def close(self) -> None:
         if self._opened:
             self._opened = False

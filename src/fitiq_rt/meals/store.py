@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
+import trio
 
 from ..notification import Notification
 from ..realtime.history import HistoryPage
@@ -52,6 +53,10 @@ class Store(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background upkeep while open (SQLite: WAL checkpoints), until cancelled."""
+        ...
 
     async def healthy(self) -> bool: ...
 
