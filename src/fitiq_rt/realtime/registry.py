@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import trio
 
+from ..notification import Notification
 from .closing import CloseRule
 from .connection import Connection
 
@@ -84,8 +85,8 @@ class Registry:
         for sockets in list(self._by_user.values()):
             yield from list(sockets.values())
 
-    def deliver(self, user_id: str, item: object) -> int:
-        """Hand `item` to every socket of the user without blocking; returns how many took it.
+    def deliver(self, user_id: str, note: Notification) -> int:
+        """Hand `note` to every socket of the user without blocking; returns how many took it.
 
         A socket whose queue is full is closed as a slow consumer (4029) instead of making the
         publisher wait: the notification is already stored, and the client's resume gets it.
@@ -95,7 +96,7 @@ class Registry:
             return 0
         delivered = 0
         for conn in list(sockets.values()):
-            if conn.offer(item):
+            if conn.offer(note):
                 delivered += 1
         return delivered
 
