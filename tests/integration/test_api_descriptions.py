@@ -214,15 +214,14 @@ async def test_every_documented_rest_response_is_real_and_matches(
             url = path.replace("{meal_log_id}", meal_id)
             check(path, await http.request(method, url, headers={**auth, **pad}))
 
-        server.services.draining = True
-        draining = check("/healthz", await http.get("/healthz"))
-        assert (draining.status_code, draining.json()["ready"]) == (200, False)  # still alive
-        check("/readyz", await http.get("/readyz"))
-        server.services.draining = False
         store_down()
         check(CREATE, await http.post(CREATE, json={"raw_input": "egg"}, headers=auth))
         check(ONE, await http.get(f"/api/v1/meal-logs/{meal_id}", headers=auth))
         check(LIST, await http.get(LIST, headers=auth))
+        server.services.start_draining()  # what the first SIGTERM does; last, as it is for good
+        draining = check("/healthz", await http.get("/healthz"))
+        assert (draining.status_code, draining.json()["ready"]) == (200, False)  # still alive
+        check("/readyz", await http.get("/readyz"))
 
     assert rest.seen == rest.documented(), (
         f"documented but never seen: {sorted(rest.documented() - rest.seen)}"
@@ -447,16 +446,13 @@ async def test_handshake_refusals_are_documented(server: InProcessServer) -> Non
         open_websocket_url(url(token_for("zed"))),
     ):
         await refused(url(token_for("zed")))
-    server.services.draining = True
-    try:
-        await refused(url(token_for("zed")))
-    finally:
-        server.services.draining = False
     async with httpx.AsyncClient() as http:  # no upgrade at all
         plain = await http.get(server.url("/ws/meal-logs"), headers={"Connection": "close"})
     assert (plain.status_code, plain.headers["upgrade"]) == (426, "websocket")
     assert plain.json()["error"]["code"] == REFUSALS[426]
     seen.add(426)
+    server.services.start_draining()  # what the first SIGTERM does; last, as it is for good
+    await refused(url(token_for("zed")))
     assert seen == set(REFUSALS)
 
 

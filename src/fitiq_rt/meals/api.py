@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from quart import Quart, request
@@ -41,6 +41,9 @@ from ..schemas import (
 from ..schemas import MealLog as MealLogBody
 from .model import MEAL_TYPES, now_stamp, stamp
 from .store import IdempotencyConflict, NewMealLog, StoreUnavailable
+
+if TYPE_CHECKING:
+    from ..app import Services
 
 __all__ = [
     "DEFAULT_LIST_LIMIT",
@@ -144,7 +147,7 @@ def _list_params() -> tuple[datetime | None, int]:
     return since, limit
 
 
-def register_meal_routes(app: Quart, services: Any) -> None:
+def register_meal_routes(app: Quart, services: Services) -> None:
     store = services.store
 
     @app.post("/api/v1/meal-logs/natural")

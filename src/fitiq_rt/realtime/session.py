@@ -89,14 +89,13 @@ async def run_session(
     expires_at: float,
     resume_from: int | None = None,
 ) -> None:
-    """Serve one socket until something ends it; never raises but for cancellation.
+    """Serve one registered socket until something ends it; never raises but for cancellation.
 
     The reader runs inline, the writer and the timer task beside it. Registry removal and the
     disconnect log happen as soon as the reader stops: from then on no notification is offered
     to this socket, while the writer finishes the queue and the closing handshake.
     """
     registry = deps.registry
-    registry.add(conn)
     deps.metrics.ws_connects.inc()
     log.info(
         "ws.connected",
@@ -106,8 +105,8 @@ async def run_session(
         total_connections=registry.total,
     )
     if resume_from is not None:
-        # Queued in the same step as registry.add: a live notification fanned out meanwhile
-        # queues behind the replay, never ahead of it (the writer sends the welcome first).
+        # Queued with no await since the handshake registered the socket: a live notification
+        # fanned out meanwhile queues behind the replay (the writer sends the welcome first).
         _queue_resume(conn, resume_from)
     config = deps.config
     conn.move_expiry(expires_at, deps.wall_clock())
@@ -271,7 +270,7 @@ async def _write_frames(conn: Connection, transport: Transport, deps: SessionDep
     config = deps.config
     drain_bound = config.close_timeout
     await transport.accept()
-    latest = await deps.history.latest_seq(conn.user_id)  # read after registry.add: no gap
+    latest = await deps.history.latest_seq(conn.user_id)  # read after registration: no gap
     conn.welcomed(latest)
     await transport.send(
         welcome_frame(
