@@ -86,7 +86,14 @@ def _make_fanout(settings: Settings, registry: Registry, store: Store) -> tuple[
     if settings.redis_url:
         from .realtime.redis_broker import RedisBroker
 
-        return RedisBroker(settings.redis_url, registry, store), store
+        broker = RedisBroker(
+            settings.redis_url,
+            registry,
+            store,
+            backoff_max=settings.redis_retry_max,
+            command_timeout=settings.redis_timeout,
+        )
+        return broker, store
     cache = LatestSeqCache()
     return LocalBroker(registry, cache), CachedHistory(store, cache)
 
@@ -99,7 +106,9 @@ def build_services(
     metrics.set_connection_gauge(lambda: registry.total)
     store = store or open_store(settings.resolved_database_url, data_dir=settings.data_dir)
     broker, history = _make_fanout(settings, registry, store)
-    notifier = Notifier(store, broker, metrics, settings.history_limit)
+    notifier = Notifier(
+        store, broker, metrics, settings.history_limit, publish_timeout=settings.publish_timeout
+    )
     dispatcher = Dispatcher(
         store,
         processor or load_processor(settings.processor),

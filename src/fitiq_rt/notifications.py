@@ -20,8 +20,6 @@ from .realtime.broker import Broker
 
 log = get_logger("fitiq_rt.notifications")
 
-PUBLISH_TIMEOUT = 5.0  # a stuck broker must not hold the user's lock; resume covers the rest
-
 
 class _UserLocks:
     """One trio.Lock per user, dropped when nobody holds or waits for it."""
@@ -47,8 +45,18 @@ class _UserLocks:
 
 
 class Notifier:
-    def __init__(self, store: Store, broker: Broker, metrics: Metrics, history_limit: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        metrics: Metrics,
+        history_limit: int,
+        *,
+        publish_timeout: float = 5.0,
+    ) -> None:
         self.store = store
+        # A stuck broker must not hold the user's lock; the position check and resume cover it.
+        self.publish_timeout = publish_timeout
         self.broker = broker
         self.metrics = metrics
         self.history_limit = history_limit
@@ -61,7 +69,7 @@ class Notifier:
             finished, note = await self.store.finish_meal_log(meal.id, outcome, self.history_limit)
             reached = 0
             # Stored means it must be fanned out too, even while shutdown cancels the worker.
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + PUBLISH_TIMEOUT):
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + self.publish_timeout):
                 reached = await self.broker.publish(note)
         finally:
             self._locks.release(meal.user_id, lock)
