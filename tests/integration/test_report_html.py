@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from fitiq_rt.observability.report import analyze
-from fitiq_rt.observability.report_render import write_html
+from fitiq_rt.logreport.report import analyze
+from fitiq_rt.logreport.report_render import write_html
 
 
 def _load_generator() -> Callable[..., None]:

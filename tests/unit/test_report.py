@@ -18,9 +18,9 @@ import orjson
 import pytest
 from rich.console import Console
 
-from fitiq_rt.observability import report as rp
-from fitiq_rt.observability.logs_cli import main as logs_main
-from fitiq_rt.observability.report import (
+from fitiq_rt.logreport import report as rp
+from fitiq_rt.logreport.logs_cli import main as logs_main
+from fitiq_rt.logreport.report import (
     DISCONNECT_WITHOUT_CONNECT,
     DUPLICATE_DISCONNECT,
     QUEUED_WHILE_CONNECTED,
@@ -33,7 +33,7 @@ from fitiq_rt.observability.report import (
     Report,
     analyze,
 )
-from fitiq_rt.observability.report_render import render_html, render_terminal, to_json
+from fitiq_rt.logreport.report_render import render_html, render_terminal, to_json
 
 
 def _load_generator() -> Callable[..., None]:

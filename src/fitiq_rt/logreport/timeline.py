@@ -54,7 +54,7 @@ class Timeline:
 
 
 def timeline(files: Iterable[str], user_id: str, **options: Any) -> Timeline:
-    """Analyze ``files`` (as :func:`~fitiq_rt.observability.report.analyze`) for one user."""
+    """Analyze ``files`` (as :func:`~fitiq_rt.logreport.report.analyze`) for one user."""
     paths = list(files)
     check_inputs(paths)
     analyzer = Analyzer(watch_user=user_id, **options)

@@ -1,4 +1,4 @@
-"""Renderers for a log :class:`~fitiq_rt.observability.report.Report`: terminal, JSON, HTML.
+"""Renderers for a log :class:`~fitiq_rt.logreport.report.Report`: terminal, JSON, HTML.
 
 - :func:`render_terminal` — rich tables for the operator at a shell.
 - :func:`to_json` — a plain dict with stable keys (schema below) for scripts and CI gates.

@@ -9,13 +9,13 @@ input cannot be read, or the HTML cannot be written: one line on stderr).
 
 Wiring into the main argparse CLI::
 
-    from fitiq_rt.observability.logs_cli import add_logs_parser, run_logs
+    from fitiq_rt.logreport.logs_cli import add_logs_parser, run_logs
     add_logs_parser(subparsers)              # subparsers = parser.add_subparsers(dest=...)
     ...
     if args.command == "logs": return run_logs(args)
 
 ``add_logs_parser`` also sets ``func=run_logs`` as a parser default for CLIs that dispatch on it.
-Standalone: ``python -m fitiq_rt.observability.logs_cli logs report FILE``.
+Standalone: ``python -m fitiq_rt.logreport.logs_cli logs report FILE``.
 """
 
 from __future__ import annotations
