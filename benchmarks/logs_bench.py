@@ -301,7 +301,7 @@ def generate_log(path: str | Path, lines: int, users: int, seed: int) -> None:
 
 def _analyze_once(path: str) -> dict[str, Any]:
     """Child-process body: one timed analysis, its summary and this process's peak RSS."""
-    from fitiq_rt.logreport.report import analyze
+    from fitiq_rt.logreport import analyze
 
     started = time.perf_counter()
     report = analyze([path])

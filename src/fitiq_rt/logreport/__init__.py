@@ -8,8 +8,8 @@ the modules behind it each hold one concept:
 - ``reading`` (opening files, ``.gz`` and stdin; timestamps), ``aggregates`` (bounded
   histograms, the concurrency series, capped counters),
 - ``analyzer`` (the one pass over the lines), ``success`` (the seed's success metrics),
-- ``formatting`` and ``rows`` (text shared by the renderers), ``render_json``,
-  ``render_terminal``, ``charts`` and ``render_html``, ``timeline`` (one user's story),
+- ``formatting`` and ``rows`` (text shared by the renderers), ``json_report``,
+  ``terminal_report``, ``charts`` and ``html_report``, ``user_timeline`` (one user's story),
 - ``cli`` (the ``fitiq-rt logs`` subcommands).
 
 The renderers and the timeline need rich (and ``--html`` matplotlib); they are imported on first
@@ -25,6 +25,7 @@ from .aggregates import ConcurrencySeries, LogHistogram
 from .analyzer import DEFAULT_CLOSE_RACE_GRACE, Analyzer, analyze
 from .cli import add_logs_parser, run_logs
 from .formatting import format_seconds
+from .json_report import SCHEMA, to_json
 from .kinds import (
     DISCONNECT_WITHOUT_CONNECT,
     DUPLICATE_DISCONNECT,
@@ -50,24 +51,23 @@ from .model import (
     SeriesPoint,
 )
 from .reading import STDIN, LogReadError, check_inputs, parse_timestamp
-from .render_json import SCHEMA, to_json
 from .success import success_metrics
 
 if TYPE_CHECKING:
-    from .render_html import render_html, write_html
-    from .render_terminal import render_terminal
-    from .timeline import Timeline, TimelineEntry, render_timeline, timeline, timeline_to_json
+    from .html_report import render_html, write_html
+    from .terminal_report import render_terminal
+    from .user_timeline import Timeline, TimelineEntry, render_timeline, timeline, timeline_to_json
 
 #: Public names whose modules import rich or matplotlib: loaded by ``__getattr__`` on first use.
 _LAZY = {
-    "render_html": ".render_html",
-    "write_html": ".render_html",
-    "render_terminal": ".render_terminal",
-    "Timeline": ".timeline",
-    "TimelineEntry": ".timeline",
-    "render_timeline": ".timeline",
-    "timeline": ".timeline",
-    "timeline_to_json": ".timeline",
+    "render_html": ".html_report",
+    "write_html": ".html_report",
+    "render_terminal": ".terminal_report",
+    "Timeline": ".user_timeline",
+    "TimelineEntry": ".user_timeline",
+    "render_timeline": ".user_timeline",
+    "timeline": ".user_timeline",
+    "timeline_to_json": ".user_timeline",
 }
 
 

@@ -13,6 +13,7 @@ from .model import Percentiles, SeriesPoint
 
 MAX_LABELS = 64  # distinct disconnect/rejection reasons counted individually
 
+
 class LogHistogram:
     """Fixed log-spaced buckets (growth 2 %): the percentile structure.
 
@@ -174,4 +175,3 @@ class LabelCounter:
 
     def sorted(self) -> dict[str, int]:
         return dict(sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
-

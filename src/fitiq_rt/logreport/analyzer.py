@@ -736,7 +736,6 @@ def _anomaly_order(anomaly: Anomaly) -> tuple[tuple[int, int], int, str]:
     return ((first.input_index, first.line), SEVERITY_ORDER.get(anomaly.severity, 9), anomaly.kind)
 
 
-
 def analyze(paths: Iterable[str], **options: Any) -> Report:
     """Analyze inputs in order as one continuous log (e.g. rotated ``x.2.gz x.1.gz x``).
 

@@ -138,4 +138,3 @@ def charts(report: Report) -> dict[str, str]:
         ),
         "connections": _series_svg(report),
     }
-

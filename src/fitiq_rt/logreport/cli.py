@@ -84,9 +84,9 @@ def _write_json(value: dict[str, Any]) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     from ..extras import install_hint
-    from .render_html import write_html
-    from .render_json import to_json
-    from .render_terminal import render_terminal
+    from .html_report import write_html
+    from .json_report import to_json
+    from .terminal_report import render_terminal
 
     report = analyze(args.files, top_n=args.top)
     if args.html:
@@ -112,7 +112,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_timeline(args: argparse.Namespace) -> int:
-    from .timeline import render_timeline, timeline, timeline_to_json
+    from .user_timeline import render_timeline, timeline, timeline_to_json
 
     tl = timeline(args.files, args.user)
     if args.json:

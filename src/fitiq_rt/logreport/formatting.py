@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 def format_seconds(value: float | None) -> str:
     """Human duration: 850 ms, 12.3 s, 4m 12s, 2h 03m."""
     if value is None:
@@ -15,7 +16,6 @@ def format_seconds(value: float | None) -> str:
         return f"{minutes}m {seconds:02d}s"
     hours, rest = divmod(round(value), 3600)
     return f"{hours}h {rest // 60:02d}m"
-
 
 
 def number_text(value: float | None, unit: str = "") -> str:

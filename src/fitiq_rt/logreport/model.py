@@ -168,4 +168,3 @@ class Report:
         first = parse_timestamp(self.first_timestamp)
         last = parse_timestamp(self.last_timestamp)
         return None if first is None or last is None else last - first
-

@@ -21,7 +21,6 @@ class LogReadError(Exception):
     """An input cannot be read at all (missing, no permission, a ``.gz`` that is not gzip)."""
 
 
-
 def parse_timestamp(value: object) -> float | None:
     """RFC 3339 → epoch seconds (naive means UTC); None when it is not a timestamp."""
     if type(value) is not str:
@@ -33,7 +32,6 @@ def parse_timestamp(value: object) -> float | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
-
 
 
 def check_inputs(paths: Iterable[str]) -> None:
@@ -61,4 +59,3 @@ def open_input(path: str) -> BinaryIO:
         raise LogReadError(f"{path}: empty or truncated gzip file") from exc
     except OSError as exc:
         raise LogReadError(f"{path}: {exc.strerror or exc}") from exc
-

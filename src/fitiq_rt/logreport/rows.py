@@ -8,6 +8,7 @@ from __future__ import annotations
 from .formatting import format_seconds, number_text
 from .model import Report
 
+
 def summary_rows(report: Report) -> list[tuple[str, str]]:
     """What was read: inputs, span, lines, and the lines skipped and why."""
     p = report.parse
@@ -63,7 +64,10 @@ def delivery_rows(report: Report) -> list[tuple[str, str]]:
         ("queued while the sockets were closing", f"{d.queued_in_close_race:,}"),
         ("replayed on resume", f"{d.replayed:,} in {d.resumes:,} resumes"),
         ("incomplete resumes (history limit)", f"{d.incomplete_resumes:,}"),
-        ("latency p50 / p90 / p99", " / ".join(number_text(v, "ms") for v in (lat.p50, lat.p90, lat.p99))),
+        (
+            "latency p50 / p90 / p99",
+            " / ".join(number_text(v, "ms") for v in (lat.p50, lat.p90, lat.p99)),
+        ),
         ("latency max", number_text(lat.max, "ms")),
         (
             "meal logs created / processed / failed",
@@ -79,4 +83,3 @@ def delivery_rows(report: Report) -> list[tuple[str, str]]:
             f"{h.requests:,} / {h.ws_upgrades:,} / {h.ws_upgrade_failures:,}",
         ),
     ]
-

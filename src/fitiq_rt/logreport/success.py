@@ -17,6 +17,7 @@ from .kinds import (
 )
 from .model import Anomaly, ConnectionStats, DeliveryStats, Metric
 
+
 def success_metrics(
     connections: ConnectionStats, delivery: DeliveryStats, anomalies: Iterable[Anomaly]
 ) -> tuple[Metric, ...]:
@@ -104,4 +105,3 @@ def _pct(part: int, whole: int) -> float | None:
 
 def _pct_text(value: float | None, detail: str) -> str:
     return "no data" if value is None else f"{value:.1f}% ({detail})"
-

@@ -16,6 +16,7 @@ from .rows import connection_rows, delivery_rows, summary_rows
 
 _SEVERITY_STYLE = {SEVERITY_ERROR: "bold red", SEVERITY_WARNING: "yellow"}
 
+
 def _kv_table(title: str, rows: Sequence[tuple[str, str]]) -> Table:
     table = Table(title=title, title_justify="left", show_header=False)
     table.add_column(style="bold")
@@ -93,4 +94,3 @@ def render_terminal(
             "[green]No anomalies: every connection has its disconnect, no notification "
             "was queued while its user had a socket open.[/]"
         )
-

@@ -32,6 +32,7 @@ from .model import Anomaly, Percentiles, Report
 
 SCHEMA = "fitiq_rt.logs.report/1"
 
+
 def _dist(p: Percentiles) -> dict[str, Any]:
     return {
         "count": p.count,
@@ -138,4 +139,3 @@ def to_json(report: Report) -> dict[str, Any]:
             "items": [_anomaly_json(a) for a in report.anomalies],
         },
     }
-
