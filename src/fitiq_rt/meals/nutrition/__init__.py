@@ -4,7 +4,7 @@ This is the built-in "MealLogAI without network": it must answer instantly, neve
 call out, never raise on user text and never invent numbers. It works by
 tokenising the text, then scanning left to right for an optional amount
 (quantity + unit), then the longest food alias from a curated USDA table
-(``foods.csv`` next to this module).
+(``foods.csv`` in this package).
 
 Phrasing choices (documented so clients can explain results):
 
@@ -462,7 +462,8 @@ def parse_food_csv(text: str) -> FoodTable:
 def load_food_table(path: str | Path | None = None) -> FoodTable:
     """The shipped table (or one at ``path``), parsed once per process and then shared."""
     if path is None:
-        text = resources.files("fitiq_rt.meals").joinpath("foods.csv").read_text(encoding="utf-8")
+        shipped = resources.files("fitiq_rt.meals.nutrition").joinpath("foods.csv")
+        text = shipped.read_text(encoding="utf-8")
     else:
         text = Path(path).read_text(encoding="utf-8")
     return parse_food_csv(text)
