@@ -33,7 +33,13 @@ Phrasing choices (documented so clients can explain results):
 * Unknown words become an item with recognized=False and no numbers. Common
   descriptive words (cooking methods, sizes, "i had", "for breakfast") are
   skipped; sizes do not scale portions.
+
+The modules, in the order text flows through them: ``tokens`` (normalise and split),
+``units`` and ``amounts`` (reading "1 1/2 cups"), ``table`` (foods.csv and its alias index),
+``parser`` (the scan and the unit conversion) and ``results`` (items and their wire form).
 """
+
+from __future__ import annotations
 
 from .parser import DEFAULT_UNKNOWN_UNIT, parse_meal
 from .results import ParsedItem, ParsedMeal
