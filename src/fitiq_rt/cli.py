@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .config import SETTINGS, SettingsError, flag_name, load_settings
-from .observability.logs_cli import add_logs_parser, run_logs
+from .logreport import add_logs_parser, run_logs
 
 
 def _add_serve(subparsers: argparse._SubParsersAction) -> None:
