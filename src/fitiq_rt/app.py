@@ -33,6 +33,7 @@ from .notifications import Notifier
 from .observability.debug import register_debug_routes
 from .observability.metrics import Metrics
 from .openapi import install_openapi
+from .push.devices_api import register_device_routes
 from .realtime.broker import Broker, LocalBroker
 from .realtime.endpoint import (
     HEADERS_TOO_LARGE,
@@ -182,6 +183,7 @@ def create_quart_app(services: Services) -> Quart:
         return error_response(500, "internal", "an unexpected error occurred")
 
     register_meal_routes(app, services)
+    register_device_routes(app, services)
     register_debug_routes(app, services)
     install_openapi(app)
     return app
