@@ -30,8 +30,8 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
-from ..logconfig import get_logger
 from ..devices import Device
+from ..logconfig import get_logger
 from ..notification import Notification
 from ..realtime.history import HistoryPage
 from .model import MealLog, now_stamp, stamp
