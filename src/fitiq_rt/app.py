@@ -29,7 +29,7 @@ from .meals.api import register_meal_routes
 from .meals.dispatcher import Dispatcher
 from .meals.processor import Processor, load_processor
 from .meals.store import Store, open_store
-from .notifications import Notifier
+from .notifications import Notifier, PushQueue
 from .observability.debug import register_debug_routes
 from .observability.metrics import Metrics
 from .openapi import install_openapi
@@ -69,6 +69,7 @@ class Services:
     dispatcher: Dispatcher
     position_check: PositionCheck
     session_deps: SessionDeps
+    push: Any = None  # push.service.PushService when FITIQ_APNS_KEY_FILE is set
     draining: bool = False
 
 
@@ -90,7 +91,8 @@ def build_services(
     metrics.set_connection_gauge(lambda: registry.total)
     store = store or open_store(settings.resolved_database_url, data_dir=settings.data_dir)
     broker, history = _make_fanout(settings, registry, store)
-    notifier = Notifier(store, broker, metrics, settings.history_limit)
+    push = _make_push(settings, store, metrics)
+    notifier = Notifier(store, broker, metrics, settings.history_limit, push)
     dispatcher = Dispatcher(
         store,
         processor or load_processor(settings.processor),
@@ -133,7 +135,17 @@ def build_services(
             registry, store, metrics, interval=settings.position_check_interval
         ),
         session_deps=deps,
+        push=push,
     )
+
+
+def _make_push(settings: Settings, store: Store, metrics: Metrics) -> PushQueue | None:
+    """The push service, or None when push is off (its libraries are not even imported)."""
+    if not settings.push_enabled:
+        return None
+    from .push.setup import push_service_from_settings
+
+    return push_service_from_settings(settings, store, metrics)
 
 
 @asynccontextmanager
@@ -145,6 +157,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
             await nursery.start(services.broker.run)
             await nursery.start(services.dispatcher.run)
             await nursery.start(services.position_check.run)
+            if services.push is not None:
+                await nursery.start(services.push.run)
             yield services
             nursery.cancel_scope.cancel()
     finally:

@@ -88,8 +88,34 @@ class Settings:
     close_timeout: float = attrs.field(default=5.0, validator=_positive("FITIQ_CLOSE_TIMEOUT"))
     write_timeout: float = attrs.field(default=5.0, validator=_positive("FITIQ_WRITE_TIMEOUT"))
     processor: str = "builtin"  # or "package.module:factory" for another MealLogAI
+    # Push (CONTRACT.md §6): off unless apns_key_file is set.
+    apns_key_file: Path | None = None
+    apns_key_id: str | None = None
+    apns_team_id: str | None = None
+    apns_topic: str | None = None
+    apns_url: str = "https://api.push.apple.com"
+    apns_sandbox_url: str = "https://api.sandbox.push.apple.com"
+    apns_token_refresh: float = attrs.field(default=2400.0)
+    push_queue: int = attrs.field(default=1024, validator=_positive("FITIQ_PUSH_QUEUE"))
+    push_concurrency: int = attrs.field(default=16, validator=_positive("FITIQ_PUSH_CONCURRENCY"))
+    push_timeout: float = attrs.field(default=10.0, validator=_positive("FITIQ_PUSH_TIMEOUT"))
+    push_retry_timeout: float = attrs.field(
+        default=60.0, validator=_non_negative("FITIQ_PUSH_RETRY_TIMEOUT")
+    )
+    push_expiration: float = attrs.field(
+        default=3600.0, validator=_non_negative("FITIQ_PUSH_EXPIRATION")
+    )
     log_format: str = attrs.field(default="json")
     log_level: str = attrs.field(default="info")
+
+    @apns_token_refresh.validator
+    def _check_token_refresh(self, _attr: Any, value: float) -> None:
+        # Apple refuses a provider token older than 60 minutes, and one renewed more often than
+        # every 20 minutes (TooManyProviderTokenUpdates).
+        if not 1200 <= value < 3600:
+            raise SettingsError(
+                f"FITIQ_APNS_TOKEN_REFRESH must be 1200 or more and below 3600, got {value!r}"
+            )
 
     @log_format.validator
     def _check_log_format(self, _attr: Any, value: str) -> None:
@@ -128,6 +154,32 @@ class Settings:
             )
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
             raise SettingsError("FITIQ_JWT_SECRET must be at least 32 bytes long")
+        self._check_push()
+
+    def _check_push(self) -> None:
+        for name, url in (
+            ("FITIQ_APNS_URL", self.apns_url),
+            ("FITIQ_APNS_SANDBOX_URL", self.apns_sandbox_url),
+        ):
+            if not url.startswith("https://"):
+                raise SettingsError(f"{name} must start with https://, got {_scheme(url)!r}")
+        if self.apns_key_file is None:
+            return
+        missing = [
+            name
+            for name, value in (
+                ("FITIQ_APNS_KEY_ID", self.apns_key_id),
+                ("FITIQ_APNS_TEAM_ID", self.apns_team_id),
+                ("FITIQ_APNS_TOPIC", self.apns_topic),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(f"FITIQ_APNS_KEY_FILE is set, so {', '.join(missing)} must be too")
+
+    @property
+    def push_enabled(self) -> bool:
+        return self.apns_key_file is not None
 
     @property
     def resolved_database_url(self) -> str:
@@ -175,6 +227,18 @@ ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "FITIQ_CLOSE_TIMEOUT": ("close_timeout", _FLOAT),
     "FITIQ_WRITE_TIMEOUT": ("write_timeout", _FLOAT),
     "FITIQ_PROCESSOR": ("processor", str),
+    "FITIQ_APNS_KEY_FILE": ("apns_key_file", Path),
+    "FITIQ_APNS_KEY_ID": ("apns_key_id", str),
+    "FITIQ_APNS_TEAM_ID": ("apns_team_id", str),
+    "FITIQ_APNS_TOPIC": ("apns_topic", str),
+    "FITIQ_APNS_URL": ("apns_url", str),
+    "FITIQ_APNS_SANDBOX_URL": ("apns_sandbox_url", str),
+    "FITIQ_APNS_TOKEN_REFRESH": ("apns_token_refresh", _FLOAT),
+    "FITIQ_PUSH_QUEUE": ("push_queue", _INT),
+    "FITIQ_PUSH_CONCURRENCY": ("push_concurrency", _INT),
+    "FITIQ_PUSH_TIMEOUT": ("push_timeout", _FLOAT),
+    "FITIQ_PUSH_RETRY_TIMEOUT": ("push_retry_timeout", _FLOAT),
+    "FITIQ_PUSH_EXPIRATION": ("push_expiration", _FLOAT),
     "FITIQ_LOG_FORMAT": ("log_format", str),
     "FITIQ_LOG_LEVEL": ("log_level", str),
 }
@@ -238,6 +302,33 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "FITIQ_PROCESSOR": (
         "builtin",
         "the MealLogAI: `builtin` (offline parser) or `module:factory`",
+    ),
+    "FITIQ_APNS_KEY_FILE": ("unset (push off)", "the team's APNs .p8 key; set, it turns push on"),
+    "FITIQ_APNS_KEY_ID": ("unset", "the key's id (the provider token's `kid`); needed for push"),
+    "FITIQ_APNS_TEAM_ID": ("unset", "the Apple team id (the provider token's `iss`); needed"),
+    "FITIQ_APNS_TOPIC": ("unset", "the app's bundle id (the APNs topic); needed for push"),
+    "FITIQ_APNS_URL": ("https://api.push.apple.com", "APNs gateway for production devices"),
+    "FITIQ_APNS_SANDBOX_URL": (
+        "https://api.sandbox.push.apple.com",
+        "APNs gateway for devices registered as sandbox",
+    ),
+    "FITIQ_APNS_TOKEN_REFRESH": (
+        "2400",
+        "seconds a provider token is reused (Apple: 1200 to 3600)",
+    ),
+    "FITIQ_PUSH_QUEUE": (
+        "1024",
+        "queued pushes; when full a push is dropped (never the notification)",
+    ),
+    "FITIQ_PUSH_CONCURRENCY": ("16", "pushes in flight at once (HTTP/2 streams)"),
+    "FITIQ_PUSH_TIMEOUT": ("10", "seconds one APNs request may take (then retried)"),
+    "FITIQ_PUSH_RETRY_TIMEOUT": (
+        "60",
+        "seconds a push is retried after 429, 5xx or a timeout (jittered backoff), then given up",
+    ),
+    "FITIQ_PUSH_EXPIRATION": (
+        "3600",
+        "seconds APNs keeps trying to reach an offline phone (0: one attempt)",
     ),
     "FITIQ_LOG_FORMAT": ("json (console on a TTY)", "`json` or `console`"),
     "FITIQ_LOG_LEVEL": ("info", "debug, info, warning, error or critical"),

@@ -2,12 +2,13 @@
 
 Publishing for one user is serialised by a per-user lock so notifications leave in seq order; a
 user with no open socket gets the notification stored and logged `notification.queued`, and the
-device receives it on resume.
+device receives it on resume; with push on, it is also handed (without waiting) to the push queue.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 import trio
 
@@ -21,6 +22,12 @@ from .realtime.broker import Broker
 log = get_logger("fitiq_rt.notifications")
 
 PUBLISH_TIMEOUT = 5.0  # a stuck broker must not hold the user's lock; resume covers the rest
+
+
+class PushQueue(Protocol):
+    def offer(self, note: Notification) -> bool:
+        """Queue a push without waiting (push/service.py)."""
+        ...
 
 
 class _UserLocks:
@@ -47,11 +54,19 @@ class _UserLocks:
 
 
 class Notifier:
-    def __init__(self, store: Store, broker: Broker, metrics: Metrics, history_limit: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        metrics: Metrics,
+        history_limit: int,
+        push: PushQueue | None = None,
+    ) -> None:
         self.store = store
         self.broker = broker
         self.metrics = metrics
         self.history_limit = history_limit
+        self.push = push
         self._locks = _UserLocks()
 
     async def finish(self, meal: MealLog, outcome: Outcome) -> tuple[MealLog, Notification]:
@@ -85,6 +100,8 @@ class Notifier:
             self.metrics.notifications.labels("queued").inc()
             self.metrics.note_queued(note.user_id)
             log.info("notification.queued", user_id=note.user_id, seq=note.seq, meal_log_id=meal.id)
+            if self.push is not None:  # only the node that stored it pushes: one push per note
+                self.push.offer(note)
 
 
 def _ms_since(stamp: str) -> float:
