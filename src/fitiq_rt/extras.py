@@ -15,7 +15,6 @@ EXTRA_FOR_MODULE = {
     "matplotlib": "report",
     "httpx": "push",
     "httpcore": "push",
-    "h2": "push",
     "cryptography": "push",
 }
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 
 import attrs
-import h2  # noqa: F401 - imported here so a missing `push` extra fails at start, not at a push
 import httpx
 import orjson
 
