@@ -30,6 +30,7 @@ KEY_ID = "KEY1234567"
 TEAM_ID = "TEAM987654"
 TOPIC = "com.example.fitiq"
 HANG = (0, "hang")
+WAIT = 15.0  # seconds an expected push may take before the test fails
 
 
 @attrs.frozen
@@ -58,8 +59,8 @@ class ApnsStandIn:
     def for_device(self, device_token: str) -> list[Received]:
         return [r for r in self.received if r.device_token == device_token]
 
-    async def wait_for(self, count: int, timeout: float = 15.0) -> None:
-        with trio.fail_after(timeout):
+    async def wait_for(self, count: int) -> None:
+        with trio.fail_after(WAIT):
             while len(self.received) < count:
                 await trio.sleep(0.01)
 
@@ -203,7 +204,7 @@ def push_env(
 @asynccontextmanager
 async def running_standin(keys: ApnsKeys, directory: Path) -> AsyncIterator[ApnsStandIn]:
     """Serve a stand-in on a free port of 127.0.0.1 for the block, over TLS with h2 by ALPN."""
-    directory.mkdir(parents=True, exist_ok=True)
+    await trio.Path(directory).mkdir(parents=True, exist_ok=True)
     cert = keys.ca.issue_cert("127.0.0.1", "localhost")
     pem = directory / "standin.pem"
     cert.private_key_and_cert_chain_pem.write_to_path(str(pem))

@@ -18,6 +18,7 @@ from trio_websocket import open_websocket_url
 from tests.apns_standin import (
     HANG,
     TEAM_ID,
+    WAIT,
     ApnsKeys,
     ApnsStandIn,
     make_keys,
@@ -86,9 +87,9 @@ async def log_meal(http: httpx.AsyncClient, user: str, text: str = "2 eggs and t
 
 
 async def wait_for_event(
-    logs: list[dict[str, Any]], name: str, count: int = 1, timeout: float = 15
+    logs: list[dict[str, Any]], name: str, count: int = 1
 ) -> list[dict[str, Any]]:
-    with trio.fail_after(timeout):
+    with trio.fail_after(WAIT):
         while len(found := [e for e in logs if e["event"] == name]) < count:
             await trio.sleep(0.01)
     return found
