@@ -35,7 +35,7 @@ class PushService:
         *,
         queue_size: int,
         concurrency: int,
-        timeout: float,
+        request_timeout: float,
         retry_timeout: float,
         rng: random.Random | None = None,
     ) -> None:
@@ -44,7 +44,7 @@ class PushService:
         self.tokens = tokens
         self.metrics = metrics
         self.concurrency = concurrency
-        self.timeout = timeout
+        self.request_timeout = request_timeout
         self.retry_timeout = retry_timeout
         self.rng = rng or random.Random()
         self._queue_in, self._queue_out = trio.open_memory_channel[tuple[Notification, float]](
@@ -107,7 +107,7 @@ class PushService:
             self.tokens,
             device,
             payload,
-            request_timeout=self.timeout,
+            request_timeout=self.request_timeout,
             retry_timeout=self.retry_timeout,
             rng=self.rng,
         )

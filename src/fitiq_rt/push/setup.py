@@ -37,6 +37,6 @@ def push_service_from_settings(settings: Settings, store: Store, metrics: Metric
         metrics,
         queue_size=settings.push_queue,
         concurrency=settings.push_concurrency,
-        timeout=settings.push_timeout,
+        request_timeout=settings.push_timeout,
         retry_timeout=settings.push_retry_timeout,
     )
