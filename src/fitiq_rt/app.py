@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -29,7 +29,7 @@ from .meals.api import register_meal_routes
 from .meals.dispatcher import Dispatcher
 from .meals.processor import Processor, load_processor
 from .meals.store import Store, open_store
-from .notifications import Notifier, PushQueue
+from .notifications import Notifier
 from .observability.debug import register_debug_routes
 from .observability.metrics import Metrics
 from .openapi import install_openapi
@@ -47,6 +47,9 @@ from .realtime.positions import PositionCheck
 from .realtime.registry import Registry
 from .realtime.session import SessionConfig, SessionDeps
 from .schemas import MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from .push.service import PushService
 
 log = get_logger("fitiq_rt.app")
 
@@ -69,7 +72,7 @@ class Services:
     dispatcher: Dispatcher
     position_check: PositionCheck
     session_deps: SessionDeps
-    push: Any = None  # push.service.PushService when FITIQ_APNS_KEY_FILE is set
+    push: PushService | None = None  # when FITIQ_APNS_KEY_FILE is set
     draining: bool = False
 
 
@@ -139,7 +142,7 @@ def build_services(
     )
 
 
-def _make_push(settings: Settings, store: Store, metrics: Metrics) -> PushQueue | None:
+def _make_push(settings: Settings, store: Store, metrics: Metrics) -> PushService | None:
     """The push service, or None when push is off (its libraries are not even imported)."""
     if not settings.push_enabled:
         return None
