@@ -118,3 +118,8 @@ async def test_two_nodes_send_one_push_per_queued_notification_and_none_when_rec
         await trio.sleep(SETTLE)
     assert len(standin.received) == 6  # received through Redis by node b: no push
     assert [e["seq"] for e in events(nodes, "notification.delivered")] == [7]
+    # Every line of both nodes (at debug level, libraries' records included): no device token in
+    # full (the access log's PUT included), no provider token.
+    secrets = {DEVICE} | {r.provider_token for r in standin.received}
+    for node in nodes:
+        assert node.lines and not [line for line in node.lines if any(s in line for s in secrets)]
