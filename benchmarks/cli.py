@@ -17,7 +17,7 @@ from . import report
 from .argtypes import non_negative_int, positive_float, positive_int
 from .launch import CpuPlan, LaunchError, Target, attached, raise_fd_limit
 from .runner import run_on_fresh_server
-from .scenarios import churn, compare, e2e, fanout, idle, logs, positions, wslib
+from .scenarios import churn, compare, e2e, fanout, idle, logs, positions, push, wslib
 from .scenarios.common import RunOptions
 from .targets import FITIQ, KNOWN, TargetUnavailable, resolve_server
 from .tokens import TokenSource
@@ -38,6 +38,7 @@ SUMMARIES = {
     "compare": "fitiq_rt and the three peers for churn, idle and e2e, with ratios",
     "wslib": "server-side sans-I/O cost per churn session: websockets vs wsproto (no network)",
     "positions": "one position check pass over N local sockets on a real store (no network)",
+    "push": "notification.queued -> APNs stand-in 200 with push on, over N queued notifications",
 }
 
 
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     positions.add_arguments(pos_parser)
     pos_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
+    push_parser = sub.add_parser("push", help=SUMMARIES["push"], description=push.__doc__)
+    push.add_arguments(push_parser)
+    push_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
     cmp = sub.add_parser("compare", help=SUMMARIES["compare"], description=compare.__doc__)
     compare.add_arguments(cmp)
     _common(cmp, server=False)
@@ -239,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
             shown = {k: v for k, v in params.items() if k != "database_url"}  # may hold a password
             record.update(parameters=shown, **positions.run(params))
             report.print_single("position check — one pass", positions.headline(record), record)
+        elif args.scenario == "push":
+            params = push.params_from(args)
+            record.update(parameters=params, **push.run(params))
+            report.print_single(
+                "push — queued notification to APNs 200", push.headline(record), record
+            )
         elif args.scenario == "compare":
             _run_compare(args, record)
         else:

@@ -38,6 +38,14 @@ def non_negative(value: float) -> str | None:
     return None
 
 
+def provider_token_age(value: float) -> str | None:
+    # Apple refuses a provider token older than 60 minutes, and one renewed more often than
+    # every 20 minutes (TooManyProviderTokenUpdates).
+    if not 1200 <= value < 3600:
+        return "must be 1200 or more and below 3600"
+    return None
+
+
 def one_of(*choices: str) -> Check:
     def check(value: str) -> str | None:
         if value.lower() in choices:
@@ -66,10 +74,12 @@ def setting(
     check: Check | None = None,
     shown: str | None = None,
     secret: bool = False,
+    parse: Callable[[str], Any] | None = None,
 ) -> Any:
     """Declare a setting once: the field's default and validation, and its documentation.
 
-    The parser is the default's type (int, float, Path; str otherwise); a failed check stops
+    The parser is `parse`, else the default's type (int, float, Path; str otherwise); a failed
+    check stops
     the start with one line naming the variable.
     """
 
@@ -78,7 +88,8 @@ def setting(
         if problem:
             raise SettingsError(f"{variable} {problem}, got {value!r}")
 
-    parse = type(default) if isinstance(default, int | float | Path) else str
+    if parse is None:
+        parse = type(default) if isinstance(default, int | float | Path) else str
     metadata = {_INFO: (variable, parse, shown or _show(default), meaning)}
     return attrs.field(default=default, validator=validate, repr=not secret, metadata=metadata)
 
@@ -268,6 +279,64 @@ class Settings:
         "builtin",
         "the MealLogAI: `builtin` (offline parser) or `module:factory`",
     )
+    # Push (CONTRACT.md §6): off unless FITIQ_APNS_KEY_FILE is set.
+    apns_key_file: Path | None = setting(
+        "FITIQ_APNS_KEY_FILE",
+        None,
+        "the team's APNs .p8 key; set, it turns push on",
+        shown="unset (push off)",
+        parse=Path,
+    )
+    apns_key_id: str | None = setting(
+        "FITIQ_APNS_KEY_ID", None, "the key's id (the provider token's `kid`); needed for push"
+    )
+    apns_team_id: str | None = setting(
+        "FITIQ_APNS_TEAM_ID", None, "the Apple team id (the provider token's `iss`); needed"
+    )
+    apns_topic: str | None = setting(
+        "FITIQ_APNS_TOPIC", None, "the app's bundle id (the APNs topic); needed for push"
+    )
+    apns_url: str = setting(
+        "FITIQ_APNS_URL", "https://api.push.apple.com", "APNs gateway for production devices"
+    )
+    apns_sandbox_url: str = setting(
+        "FITIQ_APNS_SANDBOX_URL",
+        "https://api.sandbox.push.apple.com",
+        "APNs gateway for devices registered as sandbox",
+    )
+    apns_token_refresh: float = setting(
+        "FITIQ_APNS_TOKEN_REFRESH",
+        2400.0,
+        "seconds a provider token is reused (Apple: 1200 to 3600)",
+        check=provider_token_age,
+    )
+    push_queue: int = setting(
+        "FITIQ_PUSH_QUEUE",
+        1024,
+        "queued pushes; when full a push is dropped (never the notification)",
+        check=positive,
+    )
+    push_concurrency: int = setting(
+        "FITIQ_PUSH_CONCURRENCY", 16, "pushes in flight at once (HTTP/2 streams)", check=positive
+    )
+    push_timeout: float = setting(
+        "FITIQ_PUSH_TIMEOUT",
+        10.0,
+        "seconds one APNs request may take (then retried)",
+        check=positive,
+    )
+    push_retry_timeout: float = setting(
+        "FITIQ_PUSH_RETRY_TIMEOUT",
+        60.0,
+        "seconds a push is retried after 429, 5xx or a timeout (jittered backoff), then given up",
+        check=non_negative,
+    )
+    push_expiration: float = setting(
+        "FITIQ_PUSH_EXPIRATION",
+        3600.0,
+        "seconds APNs keeps trying to reach an offline phone (0: one attempt)",
+        check=non_negative,
+    )
     log_format: str = setting(
         "FITIQ_LOG_FORMAT",
         "json",
@@ -307,6 +376,32 @@ class Settings:
             )
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
             raise SettingsError("FITIQ_JWT_SECRET must be at least 32 bytes long")
+        self._check_push()
+
+    def _check_push(self) -> None:
+        for name, url in (
+            ("FITIQ_APNS_URL", self.apns_url),
+            ("FITIQ_APNS_SANDBOX_URL", self.apns_sandbox_url),
+        ):
+            if not url.startswith("https://"):
+                raise SettingsError(f"{name} must start with https://, got {_scheme(url)!r}")
+        if self.apns_key_file is None:
+            return
+        missing = [
+            name
+            for name, value in (
+                ("FITIQ_APNS_KEY_ID", self.apns_key_id),
+                ("FITIQ_APNS_TEAM_ID", self.apns_team_id),
+                ("FITIQ_APNS_TOPIC", self.apns_topic),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(f"FITIQ_APNS_KEY_FILE is set, so {', '.join(missing)} must be too")
+
+    @property
+    def push_enabled(self) -> bool:
+        return self.apns_key_file is not None
 
     @property
     def resolved_database_url(self) -> str:

@@ -61,6 +61,15 @@ BROKER_CAUGHT_UP: Final = "broker.caught_up"  # sockets that missed publishes go
 BROKER_BAD_MESSAGE: Final = "broker.bad_message"  # a Redis message that is not a notification
 BROKER_PUBLISH_FAILED: Final = "broker.publish_failed"  # a publish failed (position check covers)
 
+# ---- push (APNs) and devices ---------------------------------------------------------------
+
+PUSH_SENT: Final = "push.sent"  # APNs answered 200 for one device of a queued notification
+PUSH_FAILED: Final = "push.failed"  # a push was given up (final answer, or retries ran out)
+PUSH_DROPPED: Final = "push.dropped"  # the push queue was full: the push (not the note) dropped
+DEVICE_REGISTERED: Final = "device.registered"  # PUT /api/v1/devices/{token} stored a device
+DEVICE_REMOVED: Final = "device.removed"  # a device is gone: APNs refused it, or it signed out
+DEVICE_REMOVE_FAILED: Final = "device.remove_failed"  # a refused device could not be deleted
+
 # ---- HTTP ----------------------------------------------------------------------------------
 
 HTTP_REQUEST: Final = "http.request"  # the access log line (101 for WebSocket upgrades)

@@ -2,12 +2,13 @@
 
 Publishing for one user is serialised by a per-user lock so notifications leave in seq order; a
 user with no open socket gets the notification stored and logged `notification.queued`, and the
-device receives it on resume.
+device receives it on resume; with push on, it is also handed (without waiting) to the push queue.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 import trio
 
@@ -19,6 +20,12 @@ from .observability.metrics import Metrics
 from .realtime.broker import Broker
 
 log = get_logger("fitiq_rt.notifications")
+
+
+class PushQueue(Protocol):
+    def offer(self, note: Notification) -> bool:
+        """Queue a push without waiting (push/service.py)."""
+        ...
 
 
 class _UserLocks:
@@ -51,6 +58,7 @@ class Notifier:
         broker: Broker,
         metrics: Metrics,
         history_limit: int,
+        push: PushQueue | None = None,
         *,
         publish_timeout: float = 5.0,
     ) -> None:
@@ -60,6 +68,7 @@ class Notifier:
         self.broker = broker
         self.metrics = metrics
         self.history_limit = history_limit
+        self.push = push
         self._locks = _UserLocks()
 
     async def finish(self, meal: MealLog, outcome: Outcome) -> tuple[MealLog, Notification]:
@@ -93,6 +102,8 @@ class Notifier:
             self.metrics.notifications.labels("queued").inc()
             self.metrics.note_queued(note.user_id)
             log.info("notification.queued", user_id=note.user_id, seq=note.seq, meal_log_id=meal.id)
+            if self.push is not None:  # only the node that stored it pushes: one push per note
+                self.push.offer(note)
 
 
 def _ms_since(stamp: str) -> float:
