@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 
+from . import events
 from .devices import TAIL
 from .logconfig import get_logger, redact_text
 
@@ -37,7 +38,7 @@ def log_request(
 ) -> None:
     """One `http.request` line; `started` is the request's `time.perf_counter()` start."""
     access_log.info(
-        "http.request",
+        events.HTTP_REQUEST,
         method=method,
         path=logged_path(target),
         status=status,

@@ -19,6 +19,7 @@ from quart import Quart, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from . import events
 from .access_log import log_request
 from .auth import TokenVerifier, resolve_secret
 from .clock import wall_time
@@ -228,7 +229,7 @@ def create_quart_app(services: Services) -> Quart:
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Any:
-        log.error("http.error", error=repr(error)[:500], exc_info=error)
+        log.error(events.HTTP_ERROR, error=repr(error)[:500], exc_info=error)
         return error_response(500, "internal", "an unexpected error occurred")
 
     register_meal_routes(app, services)

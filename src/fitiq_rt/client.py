@@ -26,6 +26,7 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, open_websocket_url
 
+from . import events
 from .logconfig import get_logger
 from .realtime.closing import TOKEN_EXPIRED
 
@@ -101,7 +102,7 @@ def command_token(command: str, timeout: float = 10.0) -> TokenSource:
         except (OSError, subprocess.CalledProcessError, ValueError, trio.TooSlowError) as error:
             if last is None:
                 raise ClientStopped(f"the token command failed: {describe(error)}") from None
-            log.warning("client.token_command_failed", error=describe(error))
+            log.warning(events.CLIENT_TOKEN_COMMAND_FAILED, error=describe(error))
             return last
         last = token
         return token
@@ -164,7 +165,7 @@ class ReferenceClient:
             delay = self.backoff.delay(attempt, self.rng)
             if failure is not None:
                 log.warning(
-                    "client.connect_failed", error=describe(failure), retry_in=round(delay, 2)
+                    events.CLIENT_CONNECT_FAILED, error=describe(failure), retry_in=round(delay, 2)
                 )
             attempt += 1
             await trio.sleep(delay)
@@ -183,7 +184,7 @@ class ReferenceClient:
         self.welcome = welcome
         self.connections += 1
         log.info(
-            "client.connected",
+            events.CLIENT_CONNECTED,
             connection_id=welcome.get("connection_id"),
             last_seq=welcome.get("last_seq"),
         )
@@ -227,9 +228,9 @@ class ReferenceClient:
                 await self._refresh(socket)
             elif kind == "refreshed":
                 self.refreshes += 1
-                log.info("client.token_refreshed", expires_at=frame.get("expires_at"))
+                log.info(events.CLIENT_TOKEN_REFRESHED, expires_at=frame.get("expires_at"))
             elif kind == "error":
-                log.warning("client.server_error", code=frame.get("code"))
+                log.warning(events.CLIENT_SERVER_ERROR, code=frame.get("code"))
             elif "seq" in frame and kind != "ack":
                 if await self._accept(socket, frame, on_notification) is False:
                     return  # a gap: reconnect and let the resume fill it
@@ -238,7 +239,7 @@ class ReferenceClient:
         """Move the live socket to a fresh token; without one, 4001 and a reconnect follow."""
         token = await self.token_source()
         if token == self._token:
-            log.info("client.token_expiring", refreshed=False)
+            log.info(events.CLIENT_TOKEN_EXPIRING, refreshed=False)
             return
         self._token = token
         await socket.send_message(orjson.dumps({"type": "refresh", "token": token}).decode())
@@ -251,7 +252,7 @@ class ReferenceClient:
         if seq <= last:
             return True  # already handed over (a replay overlapping what we saw)
         if seq > last + 1:
-            log.warning("client.gap", last_seq=last, seq=seq)
+            log.warning(events.CLIENT_GAP, last_seq=last, seq=seq)
             return False
         await on_notification(frame)
         self.last_seq = seq

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from . import events
 from .access_log import log_request
 from .http_handoff import HttpHandoff
 from .logconfig import get_logger
@@ -107,7 +108,7 @@ class FrontDoor:
         except OSError:
             pass  # the peer vanished under us (reset, unreachable)
         except Exception as exc:
-            log.error("connection.error", error=repr(exc)[:500], exc_info=exc)
+            log.error(events.CONNECTION_ERROR, error=repr(exc)[:500], exc_info=exc)
         finally:
             stream.socket.close()
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import trio
 
+from . import events
 from .logconfig import get_logger
 from .meals.model import MealLog
 from .meals.store import Outcome, Store
@@ -91,7 +92,7 @@ class Notifier:
             self.metrics.notifications.labels("delivered").inc()
             self.metrics.notification_latency_ms.observe(latency_ms)
             log.info(
-                "notification.delivered",
+                events.NOTIFICATION_DELIVERED,
                 user_id=note.user_id,
                 seq=note.seq,
                 connections=reached,
@@ -101,7 +102,9 @@ class Notifier:
         else:
             self.metrics.notifications.labels("queued").inc()
             self.metrics.note_queued(note.user_id)
-            log.info("notification.queued", user_id=note.user_id, seq=note.seq, meal_log_id=meal.id)
+            log.info(
+                events.NOTIFICATION_QUEUED, user_id=note.user_id, seq=note.seq, meal_log_id=meal.id
+            )
             if self.push is not None:  # only the node that stored it pushes: one push per note
                 self.push.offer(note)
 

@@ -20,7 +20,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.utils import wrap_app
 
-from . import __version__
+from . import __version__, events
 from .app import Services, build_services, create_asgi_app, running
 from .config import Settings
 from .front_door import FrontDoor
@@ -72,7 +72,9 @@ async def serve(
                     accepting = trio.CancelScope()
                     nursery.start_soon(_accept, accepting, listeners, front_door, connections)
                     port = listeners[0].socket.getsockname()[1]
-                    log.info("server.started", host=settings.host, port=port, version=__version__)
+                    log.info(
+                        events.SERVER_STARTED, host=settings.host, port=port, version=__version__
+                    )
                     task_status.started(port)
                     await stop.wait()
                     deadline = trio.current_time() + settings.shutdown_timeout
@@ -86,7 +88,7 @@ async def serve(
                     connections.cancel_scope.deadline = deadline
         signal_watch.cancel()
         nursery.cancel_scope.cancel()
-    log.info("server.stopped", connections_closed=closed, forced=forced.cancel_called)
+    log.info(events.SERVER_STOPPED, connections_closed=closed, forced=forced.cancel_called)
 
 
 async def open_listeners(settings: Settings) -> list[trio.SocketListener]:
@@ -139,7 +141,7 @@ async def accept_loop(
         except OSError as exc:
             if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
                 raise
-            log.error("server.accept_failed", error=errno.errorcode[exc.errno])
+            log.error(events.SERVER_ACCEPT_FAILED, error=errno.errorcode[exc.errno])
             await trio.sleep(ACCEPT_RETRY_SECONDS)
         else:
             connections.start_soon(handle, stream)
@@ -176,9 +178,9 @@ async def _wait_for_signals(
         async for signum in signals:
             name = signal.Signals(signum).name
             if not stop.is_set():
-                log.info("server.stopping", signal=name)
+                log.info(events.SERVER_STOPPING, signal=name)
                 stop.set()
             else:
-                log.warning("server.force_stopping", signal=name)
+                log.warning(events.SERVER_FORCE_STOPPING, signal=name)
                 forced.cancel()
                 return

@@ -19,31 +19,44 @@ def _declared() -> dict[str, str]:
     }
 
 
-def _literal_event_names() -> dict[str, list[str]]:
-    """Event names passed as a string literal to a logger call anywhere under src/fitiq_rt."""
-    found: dict[str, list[str]] = {}
+def _logger_calls() -> list[tuple[str, ast.expr]]:
+    """(where, first argument) of every logger call under src/fitiq_rt."""
+    calls = []
     for path in sorted(SRC.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not (
+            if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr in LOG_METHODS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in ("log", "access_log")
                 and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
             ):
-                continue
-            where = f"{path.relative_to(SRC)}:{node.lineno}"
-            found.setdefault(node.args[0].value, []).append(where)
-    return found
+                calls.append((f"{path.relative_to(SRC)}:{node.lineno}", node.args[0]))
+    return calls
 
 
-def test_every_logged_event_is_declared() -> None:
-    emitted = _literal_event_names()
-    assert len(emitted) >= 40  # the scan does see the emitters (fails if it silently found none)
-    declared = set(_declared().values())
-    undeclared = {name: where for name, where in emitted.items() if name not in declared}
-    assert undeclared == {}
+def test_every_logger_call_names_its_event_from_events() -> None:
+    """`log.info(events.WS_CONNECTED, …)`: the name the analyzer reads, never a literal."""
+    calls = _logger_calls()
+    assert len(calls) >= 50  # the scan does see the emitters (fails if it silently found none)
+    declared = set(_declared())
+    wrong = [
+        where
+        for where, first in calls
+        if not (
+            isinstance(first, ast.Attribute)
+            and isinstance(first.value, ast.Name)
+            and first.value.id == "events"
+            and first.attr in declared
+        )
+    ]
+    assert wrong == []
+
+
+def test_every_declared_event_is_logged_somewhere() -> None:
+    used = {first.attr for _, first in _logger_calls() if isinstance(first, ast.Attribute)}
+    assert set(_declared()) - used == set()
 
 
 def test_event_names_are_distinct_and_dotted() -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from quart import Quart, request
 
+from .. import events
 from ..clock import parse_rfc3339
 from ..http_common import ApiError, authenticate, json_response
 from ..logconfig import get_logger
@@ -167,7 +168,7 @@ def register_meal_routes(app: Quart, services: Services) -> None:
         if not created:
             return json_response(meal.as_created(), 200)
         services.metrics.meal_logs.labels("pending").inc()
-        log.info("meal_log.created", meal_log_id=meal.id, user_id=meal.user_id)
+        log.info(events.MEAL_LOG_CREATED, meal_log_id=meal.id, user_id=meal.user_id)
         services.dispatcher.submit(meal.id)
         return json_response(meal.to_json(), 201)
 

@@ -15,6 +15,7 @@ import time
 
 import trio
 
+from .. import events
 from ..logconfig import get_logger
 from ..notifications import Notifier
 from ..observability.metrics import Metrics
@@ -94,7 +95,7 @@ class Dispatcher:
         try:
             unfinished = await self.store.unfinished_meal_logs()
         except Exception as error:
-            log.warning("dispatcher.recovery_failed", error=str(error)[:300])
+            log.warning(events.DISPATCHER_RECOVERY_FAILED, error=str(error)[:300])
             return False
         queued = 0
         for meal in unfinished:
@@ -104,7 +105,7 @@ class Dispatcher:
             await self._send.send(meal.id)
             queued += 1
         if queued:
-            log.info("dispatcher.recovered", meal_logs=queued)
+            log.info(events.DISPATCHER_RECOVERED, meal_logs=queued)
         return True
 
     async def _worker(self) -> None:
@@ -112,7 +113,7 @@ class Dispatcher:
             try:
                 await self._process(meal_log_id)
             except Exception as error:  # the row stays unfinished; the recovery pass retries it
-                log.error("dispatcher.error", meal_log_id=meal_log_id, error=str(error)[:300])
+                log.error(events.DISPATCHER_ERROR, meal_log_id=meal_log_id, error=str(error)[:300])
                 if isinstance(error, StoreUnavailable):
                     self._store_failed = True
                     self._recover_now.set()
@@ -131,14 +132,17 @@ class Dispatcher:
         self.metrics.meal_logs.labels(outcome.status).inc()
         if outcome.status == "completed":
             log.info(
-                "meal_log.processed",
+                events.MEAL_LOG_PROCESSED,
                 meal_log_id=meal.id,
                 user_id=meal.user_id,
                 duration_ms=round(duration_ms, 3),
             )
         else:
             log.warning(
-                "meal_log.failed", meal_log_id=meal.id, user_id=meal.user_id, error=outcome.error
+                events.MEAL_LOG_FAILED,
+                meal_log_id=meal.id,
+                user_id=meal.user_id,
+                error=outcome.error,
             )
 
     async def _save(self, meal: MealLog, outcome: Outcome) -> None:
@@ -160,7 +164,7 @@ class Dispatcher:
                 if trio.current_time() + delay > deadline:
                     raise
                 log.warning(
-                    "dispatcher.save_retry",
+                    events.DISPATCHER_SAVE_RETRY,
                     meal_log_id=meal.id,
                     attempt=attempt,
                     retry_in=delay,

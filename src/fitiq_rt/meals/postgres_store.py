@@ -30,6 +30,7 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
+from .. import events
 from ..devices import Device
 from ..logconfig import get_logger
 from ..notification import Notification
@@ -222,7 +223,7 @@ class PostgresStore:
             raise StoreUnavailable(f"PostgreSQL is unreachable: {error}") from error
         self._opened = True
         if released:
-            log.info("store.claims_released", meal_logs=released, node=self.node_name)
+            log.info(events.STORE_CLAIMS_RELEASED, meal_logs=released, node=self.node_name)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Nothing to keep up in the background: PostgreSQL checkpoints by itself."""

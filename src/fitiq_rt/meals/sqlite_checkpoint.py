@@ -28,6 +28,7 @@ from pathlib import Path
 import attrs
 import trio
 
+from .. import events
 from ..logconfig import get_logger
 
 log = get_logger("fitiq_rt.store")
@@ -111,7 +112,7 @@ class Checkpointer:
         if restarted is not None:
             self.restarts += 1
             log.info(
-                "store.wal_restarted",
+                events.STORE_WAL_RESTARTED,
                 busy=restarted.busy,
                 wal_frames=result.wal_frames,
                 writes_held_ms=round((time.perf_counter() - began) * 1000, 3),
@@ -125,7 +126,7 @@ class Checkpointer:
             # Not abandoned on cancel: the connection must not be closed under a running call.
             result = await trio.to_thread.run_sync(checkpoint, db, mode, limiter=limiter)
         except sqlite3.Error as error:
-            log.warning("store.checkpoint_failed", mode=mode, error=str(error)[:300])
+            log.warning(events.STORE_CHECKPOINT_FAILED, mode=mode, error=str(error)[:300])
             return None
         self.runs += 1
         return result

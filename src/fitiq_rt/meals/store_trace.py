@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from .. import events
 from ..logconfig import get_logger
 
 log = get_logger("fitiq_rt.store")
@@ -42,7 +43,7 @@ class CallTimer:
             return
         back = time.perf_counter()
         log.debug(
-            "store.call",
+            events.STORE_CALL,
             kind=self.kind,
             queue_ms=round((self.started - self.queued) * 1000, 3),
             run_ms=round((self.ended - self.started) * 1000, 3),

@@ -11,6 +11,7 @@ from typing import Any
 
 from quart import Quart, Response
 
+from .. import events
 from ..devices import ENVIRONMENTS, MAX_TOKEN_HEX, MIN_TOKEN_HEX, device_tail, normalized_token
 from ..http_common import ApiError, authenticate, json_response
 from ..logconfig import get_logger
@@ -88,7 +89,7 @@ def register_device_routes(app: Quart, services: Any) -> None:
             raise _unavailable() from None
         if created:
             log.info(
-                "device.registered",
+                events.DEVICE_REGISTERED,
                 user_id=identity.user_id,
                 device=device_tail(token),
                 environment=environment,
@@ -112,7 +113,7 @@ def register_device_routes(app: Quart, services: Any) -> None:
         if not removed:
             raise ApiError(404, "not_found", "no such device")
         log.info(
-            "device.removed",
+            events.DEVICE_REMOVED,
             user_id=identity.user_id,
             device=device_tail(device_token),
             reason="unregistered",

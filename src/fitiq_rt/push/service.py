@@ -13,6 +13,7 @@ import random
 
 import trio
 
+from .. import events
 from ..devices import Device, device_tail
 from ..logconfig import get_logger
 from ..meals.store import Store, StoreUnavailable
@@ -57,7 +58,9 @@ class PushService:
             self._queue_in.send_nowait((note, trio.current_time()))
         except trio.WouldBlock:
             self.metrics.push.labels("dropped").inc()
-            log.warning("push.dropped", user_id=note.user_id, seq=note.seq, reason="queue_full")
+            log.warning(
+                events.PUSH_DROPPED, user_id=note.user_id, seq=note.seq, reason="queue_full"
+            )
             return False
         return True
 
@@ -84,7 +87,7 @@ class PushService:
         except StoreUnavailable:
             self.metrics.push.labels("failed").inc()
             log.warning(
-                "push.failed",
+                events.PUSH_FAILED,
                 user_id=note.user_id,
                 seq=note.seq,
                 device=None,
@@ -119,11 +122,11 @@ class PushService:
         }
         if result.outcome == "sent":
             waited_ms = (trio.current_time() - queued_at) * 1000
-            log.info("push.sent", **fields, attempts=result.attempts, ms=round(waited_ms, 3))
+            log.info(events.PUSH_SENT, **fields, attempts=result.attempts, ms=round(waited_ms, 3))
         elif result.outcome == "removed":
             await self._remove(device, result)
             log.info(
-                "device.removed",
+                events.DEVICE_REMOVED,
                 user_id=note.user_id,
                 device=fields["device"],
                 reason=result.reason,
@@ -131,7 +134,7 @@ class PushService:
             )
         else:
             log.warning(
-                "push.failed",
+                events.PUSH_FAILED,
                 **fields,
                 reason=result.reason,
                 status=result.status,
@@ -144,7 +147,7 @@ class PushService:
             await self.store.delete_device(device.user_id, device.device_token)
         except StoreUnavailable:
             log.warning(
-                "device.remove_failed",
+                events.DEVICE_REMOVE_FAILED,
                 user_id=device.user_id,
                 device=device_tail(device.device_token),
                 reason=result.reason,

@@ -22,6 +22,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from .. import events
 from ..access_log import log_request
 from ..auth import AuthError, Identity, select_token
 from ..logconfig import get_logger
@@ -271,7 +272,7 @@ async def _refuse(
         data = protocol.data_to_send()
     else:
         data = [response.serialize(), b""]
-    log.info("ws.rejected", reason=refusal.reason, status=refusal.status)
+    log.info(events.WS_REJECTED, reason=refusal.reason, status=refusal.status)
     log_request(method, target, refusal.status, started=started, sent=len(response.body))
     await send_and_close(stream, b"".join(data), closing, wait)
 

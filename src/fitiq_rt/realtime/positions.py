@@ -22,6 +22,7 @@ from typing import Protocol
 
 import trio
 
+from .. import events
 from ..logconfig import get_logger
 from ..observability.metrics import Metrics
 from .connection import Connection
@@ -102,7 +103,7 @@ class PositionCheck:
             try:
                 await self.check()
             except Exception as error:  # the store is down: the next pass tries again
-                log.warning("position_check.failed", error=str(error)[:300])
+                log.warning(events.POSITION_CHECK_FAILED, error=str(error)[:300])
 
     async def check(self) -> int:
         """One pass; returns how many sockets were found behind and caught up."""
@@ -120,7 +121,7 @@ class PositionCheck:
                 if _short_of(conn, seq):
                     sockets += 1
                     log.info(
-                        "ws.position_behind",
+                        events.WS_POSITION_BEHIND,
                         user_id=user_id,
                         connection_id=conn.connection_id,
                         sent_seq=conn.sent_top,

@@ -32,6 +32,7 @@ import orjson
 import trio
 from coredis.retry import NoRetryPolicy
 
+from .. import events
 from ..logconfig import get_logger
 from ..meals.store import Store
 from ..notification import Notification
@@ -127,9 +128,11 @@ class RedisBroker:
         """Log the fall once (and failed retries sparingly); remember when it happened."""
         reason = _describe(error)
         if self._session_was_up:
-            log.warning("broker.disconnected", error=reason, local_users=self.registry.total_users)
+            log.warning(
+                events.BROKER_DISCONNECTED, error=reason, local_users=self.registry.total_users
+            )
         elif failures % 10 == 0:
-            log.warning("broker.connect_failed", error=reason, attempts=failures + 1)
+            log.warning(events.BROKER_CONNECT_FAILED, error=reason, attempts=failures + 1)
         if self._down_since is None:
             self._down_since = trio.current_time()
 
@@ -170,9 +173,9 @@ class RedisBroker:
     def _came_up(self, users: int) -> None:
         if self._ever_connected:
             down = trio.current_time() - (self._down_since or trio.current_time())
-            log.info("broker.reconnected", users=users, down_seconds=round(down, 3))
+            log.info(events.BROKER_RECONNECTED, users=users, down_seconds=round(down, 3))
         else:
-            log.info("broker.connected", users=users, node_id=self.node_id)
+            log.info(events.BROKER_CONNECTED, users=users, node_id=self.node_id)
         self._ever_connected = True
         self._down_since = None
 
@@ -218,10 +221,10 @@ class RedisBroker:
             latest = await latest_for_local_users(self.registry, self.store, users)
             delivered = await hand_newest(self.registry, self.store, behind(self.registry, latest))
         except Exception as error:  # the store is down: the position check covers it later
-            log.warning("broker.catch_up_failed", error=_describe(error))
+            log.warning(events.BROKER_CATCH_UP_FAILED, error=_describe(error))
             return
         if delivered:
-            log.info("broker.caught_up", sockets=delivered)
+            log.info(events.BROKER_CAUGHT_UP, sockets=delivered)
 
     async def _republish(self) -> None:
         """Publish again, per user, the newest notification that failed to go out."""
@@ -253,7 +256,7 @@ class RedisBroker:
                 data=payload["data"],
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            log.warning("broker.bad_message", error=_describe(error))
+            log.warning(events.BROKER_BAD_MESSAGE, error=_describe(error))
             return
         self.registry.deliver(note.user_id, note)
 
@@ -295,7 +298,7 @@ class RedisBroker:
             return int(await client.publish(channel_for(note.user_id), self._encode(note)))
         except Exception as error:
             log.warning(
-                "broker.publish_failed",
+                events.BROKER_PUBLISH_FAILED,
                 user_id=note.user_id,
                 seq=note.seq,
                 error=_describe(error),

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from .. import events
 from ..auth import AuthError, Identity
 from ..logconfig import get_logger
 from ..notification import Notification
@@ -98,7 +99,7 @@ async def run_session(
     registry = deps.registry
     deps.metrics.ws_connects.inc()
     log.info(
-        "ws.connected",
+        events.WS_CONNECTED,
         user_id=conn.user_id,
         connection_id=conn.connection_id,
         user_connections=registry.count_for_user(conn.user_id),
@@ -131,7 +132,7 @@ async def run_session(
 def _record_error(conn: Connection, exc: BaseException) -> None:
     if conn.live:
         log.error(
-            "ws.session_error",
+            events.WS_SESSION_ERROR,
             user_id=conn.user_id,
             connection_id=conn.connection_id,
             error=repr(exc)[:500],
@@ -151,7 +152,7 @@ def _log_out(conn: Connection, deps: SessionDeps) -> None:
     deps.metrics.ws_disconnects.labels(reason).inc()
     deps.metrics.ws_session_seconds.observe(duration)
     log.info(
-        "ws.disconnected",
+        events.WS_DISCONNECTED,
         user_id=conn.user_id,
         connection_id=conn.connection_id,
         reason=reason,
@@ -205,9 +206,9 @@ async def _reader(conn: Connection, transport: Transport, deps: SessionDeps) -> 
 def _handle_message(conn: Connection, text: str, deps: SessionDeps) -> None:
     parsed = parse_client_message(text)
     if isinstance(parsed, ClientPing):
-        log.debug("ws.ping_received", user_id=conn.user_id, connection_id=conn.connection_id)
+        log.debug(events.WS_PING_RECEIVED, user_id=conn.user_id, connection_id=conn.connection_id)
         if conn.offer(pong_frame()):
-            log.debug("ws.pong_sent", user_id=conn.user_id, connection_id=conn.connection_id)
+            log.debug(events.WS_PONG_SENT, user_id=conn.user_id, connection_id=conn.connection_id)
     elif isinstance(parsed, ClientResume):
         _queue_resume(conn, parsed.last_seq)
     elif isinstance(parsed, ClientRefresh):
@@ -238,7 +239,7 @@ def _refresh(conn: Connection, token: str, deps: SessionDeps) -> str:
         return error_frame(ErrorReply("token_user_mismatch", "the token belongs to another user"))
     conn.move_expiry(identity.expires_at, deps.wall_clock())
     log.info(
-        "ws.token_refreshed",
+        events.WS_TOKEN_REFRESHED,
         user_id=conn.user_id,
         connection_id=conn.connection_id,
         expires_in_seconds=round(identity.expires_at - deps.wall_clock(), 3),
@@ -337,7 +338,7 @@ async def _answer_resume(
 ) -> None:
     await _send_frame(conn, transport, resumed_frame(len(replay.notes), replay.complete))
     log.info(
-        "ws.resumed",
+        events.WS_RESUMED,
         user_id=conn.user_id,
         connection_id=conn.connection_id,
         last_seq=requested,
@@ -372,7 +373,7 @@ async def _timers(conn: Connection, config: SessionConfig) -> None:
                 idle_deadline = conn.last_seen + idle_timeout
                 if now >= idle_deadline:
                     log.info(
-                        "ws.stale",
+                        events.WS_STALE,
                         user_id=conn.user_id,
                         connection_id=conn.connection_id,
                         idle_seconds=round(now - conn.last_seen, 3),
