@@ -14,10 +14,9 @@ import orjson
 import trio
 
 from fitiq_rt.auth import TokenVerifier, mint_token
-from fitiq_rt.notification import Notification
+from fitiq_rt.notifications import MemoryHistory, Notification
 from fitiq_rt.observability.metrics import Metrics
 from fitiq_rt.realtime.connection import Connection
-from fitiq_rt.realtime.history import MemoryHistory
 from fitiq_rt.realtime.registry import Registry
 from fitiq_rt.realtime.session import SessionConfig, SessionDeps, run_session
 from fitiq_rt.realtime.transport import PeerClosed, SendTimeout

@@ -15,7 +15,7 @@ import trio
 from fitiq_rt.meals.model import MealLog, now_stamp
 from fitiq_rt.meals.rows import finished_notification, pending_meal
 from fitiq_rt.meals.store import NewMealLog, Outcome, StoreUnavailable
-from fitiq_rt.notification import Notification
+from fitiq_rt.notifications import Notification
 
 
 class OutageStore:

@@ -8,6 +8,7 @@ and is refused with a status that says to open a new connection.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,18 +25,19 @@ from .access_log import log_request
 from .auth import TokenVerifier, resolve_secret
 from .clock import wall_time
 from .config import Settings
-from .http_common import ApiError, error_response
 from .logconfig import get_logger
-from .meals.api import register_meal_routes
 from .meals.dispatcher import Dispatcher
 from .meals.processor import Processor, load_processor
 from .meals.store import Store, open_store
-from .notifications import Notifier
-from .observability.debug import register_debug_routes
+from .notifications import (
+    Broker,
+    CachedHistory,
+    LatestSeqCache,
+    LocalBroker,
+    NotificationHistory,
+    Notifier,
+)
 from .observability.metrics import Metrics
-from .openapi import install_openapi
-from .push.devices_api import register_device_routes
-from .realtime.broker import Broker, LocalBroker
 from .realtime.endpoint import (
     HEADERS_TOO_LARGE,
     UPGRADE_REQUIRED,
@@ -43,11 +45,15 @@ from .realtime.endpoint import (
     Refusal,
     refusal_response,
 )
-from .realtime.history import CachedHistory, History, LatestSeqCache
-from .realtime.positions import PositionCheck
+from .realtime.positions import PositionCheck, catch_up
 from .realtime.registry import ConnectionLimits, Registry
 from .realtime.session import SessionConfig, SessionDeps
-from .schemas import MAX_BODY_BYTES
+from .rest.common import ApiError, error_response
+from .rest.device_routes import register_device_routes
+from .rest.meal_routes import register_meal_routes
+from .rest.openapi import install_openapi
+from .rest.ops_routes import register_debug_routes
+from .rest.schemas import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from .push.service import PushService
@@ -87,15 +93,17 @@ class Services:
         self._draining = True
 
 
-def _make_fanout(settings: Settings, registry: Registry, store: Store) -> tuple[Broker, History]:
+def _make_fanout(
+    settings: Settings, registry: Registry, store: Store
+) -> tuple[Broker, NotificationHistory]:
     """The broker, and the history sessions read (cached when this node is the only publisher)."""
     if settings.redis_url:
-        from .realtime.redis_broker import RedisBroker
+        from .notifications.redis_broker import RedisBroker
 
         broker = RedisBroker(
             settings.redis_url,
             registry,
-            store,
+            functools.partial(catch_up, registry, store),
             backoff_max=settings.redis_retry_max,
             command_timeout=settings.redis_timeout,
         )
@@ -113,14 +121,7 @@ def build_services(
     store = store or open_store(settings.resolved_database_url, data_dir=settings.data_dir)
     broker, history = _make_fanout(settings, registry, store)
     push = _make_push(settings, store, metrics)
-    notifier = Notifier(
-        store,
-        broker,
-        metrics,
-        settings.history_limit,
-        push,
-        publish_timeout=settings.publish_timeout,
-    )
+    notifier = Notifier(broker, metrics, push, publish_timeout=settings.publish_timeout)
     dispatcher = Dispatcher(
         store,
         processor or load_processor(settings.processor),
@@ -130,6 +131,7 @@ def build_services(
         queue_size=settings.dispatch_queue,
         processing_timeout=settings.processing_timeout,
         finish_retry_timeout=settings.finish_retry_timeout,
+        history_limit=settings.history_limit,
     )
     verifier = TokenVerifier(
         secret=resolve_secret(settings),

@@ -7,7 +7,7 @@ app's key): it is stored whole, but only `device_tail` of it ever reaches a log 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -47,3 +47,20 @@ def normalized_token(text: str) -> str | None:
 def device_tail(token: str) -> str:
     """What a log line may say about a device: the token's last TAIL characters."""
     return token[-TAIL:]
+
+
+class DeviceStore(Protocol):
+    """Devices by user: the devices routes and the push service read and write them."""
+
+    async def put_device(
+        self, user_id: str, device_token: str, platform: str, environment: str
+    ) -> tuple[Device, bool]:
+        """Register the device to the user (moving it from any other user); True when it is
+        new to this user."""
+        ...
+
+    async def delete_device(self, user_id: str, device_token: str) -> bool:
+        """Forget the user's device; False when it is not the user's."""
+        ...
+
+    async def list_devices(self, user_id: str) -> list[Device]: ...

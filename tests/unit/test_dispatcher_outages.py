@@ -16,9 +16,8 @@ import trio
 from fitiq_rt.meals.dispatcher import Dispatcher
 from fitiq_rt.meals.model import MealLog
 from fitiq_rt.meals.processor import ProcessedMeal
-from fitiq_rt.notifications import Notifier
+from fitiq_rt.notifications import LocalBroker, Notifier
 from fitiq_rt.observability.metrics import Metrics
-from fitiq_rt.realtime.broker import LocalBroker
 from fitiq_rt.realtime.registry import Registry
 from tests.memory_store import OutageStore
 
@@ -39,7 +38,7 @@ class Timeline:
         self.nursery = nursery
         self.store = OutageStore()
         metrics = Metrics()
-        notifier = Notifier(self.store, LocalBroker(Registry()), metrics, 1000)  # type: ignore[arg-type]
+        notifier = Notifier(LocalBroker(Registry()), metrics)
         self.dispatcher = Dispatcher(
             self.store,  # type: ignore[arg-type]
             OneSecondProcessor(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fitiq_rt.realtime.history import CachedHistory, LatestSeqCache, MemoryHistory
+from fitiq_rt.notifications import CachedHistory, LatestSeqCache, MemoryHistory
 from tests.fakes import Harness
 
 

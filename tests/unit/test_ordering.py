@@ -5,8 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fitiq_rt.notification import Notification
-from fitiq_rt.realtime.history import HistoryPage
+from fitiq_rt.notifications import HistoryPage, Notification
 from fitiq_rt.realtime.ordering import Coverage, LiveStep
 
 

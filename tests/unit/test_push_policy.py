@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fitiq_rt.config import SettingsError, load_settings
 from fitiq_rt.devices import Device
 from fitiq_rt.meals.sqlite_store import SqliteStore
-from fitiq_rt.notification import Notification
+from fitiq_rt.notifications import Notification
 from fitiq_rt.observability.metrics import Metrics
 from fitiq_rt.push.apns import ApnsAnswer, ApnsUnreachable
 from fitiq_rt.push.payload import MAX_PAYLOAD_BYTES, build_payload

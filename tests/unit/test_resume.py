@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from fitiq_rt.realtime.history import HistoryPage, MemoryHistory
+from fitiq_rt.notifications import HistoryPage, MemoryHistory
 from tests.fakes import FakeTransport, Harness
 
 

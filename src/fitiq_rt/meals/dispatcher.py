@@ -17,7 +17,7 @@ import trio
 
 from .. import events
 from ..logconfig import get_logger
-from ..notifications import Notifier
+from ..notifications import Notification, Notifier
 from ..observability.metrics import Metrics
 from .model import ZERO_TOTALS, MealLog
 from .processor import NothingRecognized, Processor
@@ -42,6 +42,7 @@ class Dispatcher:
         processing_timeout: float = 30.0,
         recovery_interval: float = 30.0,
         finish_retry_timeout: float = 30.0,
+        history_limit: int = 1000,
     ) -> None:
         self.store = store
         self.processor = processor
@@ -51,6 +52,7 @@ class Dispatcher:
         self.processing_timeout = processing_timeout
         self.recovery_interval = recovery_interval
         self.finish_retry_timeout = finish_retry_timeout
+        self.history_limit = history_limit
         self._send, self._receive = trio.open_memory_channel[str](queue_size)
         self._inflight: set[str] = set()
         self._recover_now = trio.Event()
@@ -158,7 +160,9 @@ class Dispatcher:
         attempt = 1
         while True:
             try:
-                await self.notifier.finish(meal, outcome)
+                await self.notifier.publish_stored(
+                    meal.user_id, lambda: self._finish(meal, outcome)
+                )
                 return
             except StoreUnavailable as error:
                 if trio.current_time() + delay > deadline:
@@ -173,6 +177,11 @@ class Dispatcher:
             await trio.sleep(delay)
             delay = min(2 * delay, MAX_RETRY_DELAY)
             attempt += 1
+
+    async def _finish(self, meal: MealLog, outcome: Outcome) -> Notification:
+        """The outcome and its notification, committed in one transaction."""
+        _, note = await self.store.finish_meal_log(meal.id, outcome, self.history_limit)
+        return note
 
     async def _run_processor(self, meal: MealLog) -> Outcome:
         try:

@@ -33,8 +33,7 @@ from psycopg_pool import ConnectionPool
 from .. import events
 from ..devices import Device
 from ..logconfig import get_logger
-from ..notification import Notification
-from ..realtime.history import HistoryPage
+from ..notifications import HistoryPage, Notification
 from .model import MealLog, now_stamp, stamp
 from .rows import (
     DEVICE_COLUMNS,

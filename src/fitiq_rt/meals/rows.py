@@ -13,7 +13,7 @@ import orjson
 
 from ..clock import rfc3339
 from ..devices import Device
-from ..notification import Notification
+from ..notifications import Notification
 from .model import ZERO_TOTALS, MealLog, now_stamp
 from .store import IdempotencyConflict, NewMealLog, Outcome
 

@@ -17,8 +17,7 @@ import orjson
 import trio
 
 from ..devices import Device
-from ..notification import Notification
-from ..realtime.history import HistoryPage
+from ..notifications import HistoryPage, Notification
 from .model import MealLog, now_stamp, stamp
 from .rows import (
     DEVICE_COLUMNS,

@@ -1,15 +1,16 @@
-"""The storage interface: narrow enough that SQLite and PostgreSQL implement the same thing.
+"""The storage interfaces: narrow enough that SQLite and PostgreSQL implement the same thing.
 
-The API and the dispatcher only see this. Finishing a meal log and storing its notification happen
-in one transaction, so a crash can never leave a completed meal log without its notification (or a
-notification for a result that was not saved), and the per-user seq has no gap.
+One database holds three things, each with its own protocol: meal logs (`MealStore`, here),
+notifications (`notifications.NotificationHistory`) and devices (`devices.DeviceStore`). One
+class implements all three (`Store`), because finishing a meal log and storing its notification
+happen in one transaction: a crash can never leave a completed meal log without its notification
+(or a notification for a result that was not saved), and the per-user seq has no gap.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,9 +18,8 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from ..devices import Device
-from ..notification import Notification
-from ..realtime.history import HistoryPage
+from ..devices import DeviceStore
+from ..notifications import Notification, NotificationHistory
 from .model import MealLog
 
 
@@ -50,16 +50,8 @@ class Outcome:
     error: str | None
 
 
-class Store(Protocol):
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Background upkeep while open (SQLite: WAL checkpoints), until cancelled."""
-        ...
-
-    async def healthy(self) -> bool: ...
+class MealStore(Protocol):
+    """Meal logs: what the REST API and the dispatcher read and write."""
 
     async def create_meal_log(self, new: NewMealLog) -> tuple[MealLog, bool]:
         """Insert a pending meal log; (existing, False) when the idempotency key was seen."""
@@ -81,26 +73,19 @@ class Store(Protocol):
 
     async def unfinished_meal_logs(self) -> list[MealLog]: ...
 
-    async def latest_seq(self, user_id: str) -> int: ...
 
-    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
-        """Each user's newest seq in one query (users with none are left out)."""
+class Store(MealStore, NotificationHistory, DeviceStore, Protocol):
+    """The whole database, with its life: what `open_store` returns."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background upkeep while open (SQLite: WAL checkpoints), until cancelled."""
         ...
 
-    async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage: ...
-
-    async def put_device(
-        self, user_id: str, device_token: str, platform: str, environment: str
-    ) -> tuple[Device, bool]:
-        """Register the device to the user (moving it from any other user); True when it is
-        new to this user."""
-        ...
-
-    async def delete_device(self, user_id: str, device_token: str) -> bool:
-        """Forget the user's device; False when it is not the user's."""
-        ...
-
-    async def list_devices(self, user_id: str) -> list[Device]: ...
+    async def healthy(self) -> bool: ...
 
 
 def open_store(database_url: str, *, data_dir: Path) -> Store:

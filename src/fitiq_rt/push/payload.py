@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ..notification import Notification
+from ..notifications import Notification
 
 MAX_PAYLOAD_BYTES = 4096  # Apple's limit for an alert push
 MAX_BODY_CHARS = 178  # about what a lock screen shows; keeps the body far below the limit

@@ -14,10 +14,10 @@ import random
 import trio
 
 from .. import events
-from ..devices import Device, device_tail
+from ..devices import Device, DeviceStore, device_tail
 from ..logconfig import get_logger
-from ..meals.store import Store, StoreUnavailable
-from ..notification import Notification
+from ..meals.store import StoreUnavailable
+from ..notifications import Notification
 from ..observability.metrics import Metrics
 from .payload import build_payload
 from .policy import PushResult, Sender, deliver
@@ -29,7 +29,7 @@ log = get_logger("fitiq_rt.push")
 class PushService:
     def __init__(
         self,
-        store: Store,
+        store: DeviceStore,
         sender: Sender,
         tokens: ProviderToken,
         metrics: Metrics,

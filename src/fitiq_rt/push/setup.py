@@ -7,14 +7,16 @@ with one line (startup_errors.py), not at the first push minutes later.
 from __future__ import annotations
 
 from ..config import Settings
-from ..meals.store import Store
+from ..devices import DeviceStore
 from ..observability.metrics import Metrics
 from .apns import ApnsClient
 from .provider_token import ProviderToken, load_signing_key
 from .service import PushService
 
 
-def push_service_from_settings(settings: Settings, store: Store, metrics: Metrics) -> PushService:
+def push_service_from_settings(
+    settings: Settings, store: DeviceStore, metrics: Metrics
+) -> PushService:
     assert settings.apns_key_file is not None
     assert settings.apns_key_id and settings.apns_team_id and settings.apns_topic
     tokens = ProviderToken(

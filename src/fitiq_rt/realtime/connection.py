@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from ..clock import rfc3339_from_epoch
-from ..notification import Notification
+from ..notifications import Notification
 from .closing import SLOW_CONSUMER, CloseRule
 from .ordering import Coverage, Replay
 

@@ -25,8 +25,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from ..notification import Notification
-from .history import HistoryPage
+from ..notifications import HistoryPage, Notification
 
 
 class LiveStep(enum.Enum):

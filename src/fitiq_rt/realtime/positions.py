@@ -17,16 +17,15 @@ broker uses the same steps after it reconnects.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Iterable, Mapping
 
 import trio
 
 from .. import events
 from ..logconfig import get_logger
+from ..notifications import NotificationHistory
 from ..observability.metrics import Metrics
 from .connection import Connection
-from .history import HistoryPage
 from .registry import Registry
 
 log = get_logger("fitiq_rt.positions")
@@ -34,12 +33,6 @@ log = get_logger("fitiq_rt.positions")
 # Seconds a socket found behind is given before it is caught up: a publish in flight when the
 # store was read (milliseconds, normally) lands meanwhile, so only a real gap costs a read.
 POSITION_GRACE = 1.0
-
-
-class SeqStore(Protocol):
-    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]: ...
-
-    async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage: ...
 
 
 def behind(registry: Registry, latest: Mapping[str, int]) -> dict[str, int]:
@@ -58,14 +51,23 @@ def _short_of(conn: Connection, seq: int) -> bool:
 
 
 async def latest_for_local_users(
-    registry: Registry, store: SeqStore, users: Iterable[str]
+    registry: Registry, store: NotificationHistory, users: Iterable[str]
 ) -> dict[str, int]:
     """The store's newest seq for each of `users` that still has a local socket: one query."""
     local = [user_id for user_id in users if registry.count_for_user(user_id)]
     return await store.latest_seqs(local) if local else {}
 
 
-async def hand_newest(registry: Registry, store: SeqStore, targets: Mapping[str, int]) -> int:
+async def catch_up(registry: Registry, store: NotificationHistory, users: Iterable[str]) -> int:
+    """Hand every local socket of `users` that is behind the store the user's newest
+    notification (the Redis broker does it after it reconnects); the sockets reached."""
+    latest = await latest_for_local_users(registry, store, users)
+    return await hand_newest(registry, store, behind(registry, latest))
+
+
+async def hand_newest(
+    registry: Registry, store: NotificationHistory, targets: Mapping[str, int]
+) -> int:
     """Give each user's sockets the notification with the given seq; returns the sockets reached.
 
     One item per socket whatever it missed: the writer fills the gap before it. Queueing every
@@ -85,7 +87,7 @@ class PositionCheck:
     def __init__(
         self,
         registry: Registry,
-        store: SeqStore,
+        store: NotificationHistory,
         metrics: Metrics,
         interval: float,
         grace: float = POSITION_GRACE,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import attrs
 import trio
 
-from ..notification import Notification
+from ..notifications import Notification
 from .closing import CloseRule
 from .connection import Connection
 

@@ -19,7 +19,7 @@ import trio
 from .. import events
 from ..auth import AuthError, Identity
 from ..logconfig import get_logger
-from ..notification import Notification
+from ..notifications import Notification, NotificationHistory
 from ..observability.metrics import Metrics
 from .closing import (
     CLIENT_CLOSED,
@@ -32,7 +32,6 @@ from .closing import (
     UNSUPPORTED_DATA,
 )
 from .connection import FLUSH_OUTPUT, Connection, FlushOutput, Resume
-from .history import History
 from .ordering import Coverage, LiveStep, Replay
 from .protocol import (
     ClientAck,
@@ -76,7 +75,7 @@ class SessionConfig:
 class SessionDeps:
     config: SessionConfig
     registry: Registry
-    history: History
+    history: NotificationHistory
     metrics: Metrics
     wall_clock: Callable[[], float]
     verify_token: Callable[[str], Identity]  # a refresh's token; raises AuthError

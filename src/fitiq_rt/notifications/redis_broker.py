@@ -1,7 +1,7 @@
 """Fan-out across nodes on Redis pub/sub, with coredis (anyio-based, so it runs under trio).
 
 Each node subscribes to `fitiq:user:{user_id}` only while it holds a socket of that user, and
-hands what arrives to its local registry. Redis pub/sub is fire-and-forget, so it is never the
+hands what arrives to its local sockets. Redis pub/sub is fire-and-forget, so it is never the
 source of truth: every notification is already in the store, each socket knows the last seq it
 covered (`Connection.sent_top`), and the session's writer skips seqs it sent and fills gaps from
 the store. That makes every recovery path here a cheap "deliver the user's newest notification
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import coredis
@@ -34,10 +34,12 @@ from coredis.retry import NoRetryPolicy
 
 from .. import events
 from ..logconfig import get_logger
-from ..meals.store import Store
-from ..notification import Notification
-from .positions import behind, hand_newest, latest_for_local_users
-from .registry import Registry
+from .broker import LocalSockets
+from .value import Notification
+
+#: Hands the given users' sockets that are behind the store their newest notification; returns
+#: how many sockets it reached (realtime.positions.catch_up, bound to the registry and store).
+CatchUp = Callable[[Iterable[str]], Awaitable[int]]
 
 log = get_logger("fitiq_rt.broker")
 
@@ -55,8 +57,8 @@ class RedisBroker:
     def __init__(
         self,
         url: str,
-        registry: Registry,
-        store: Store,
+        sockets: LocalSockets,
+        catch_up: CatchUp,
         *,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
@@ -64,8 +66,8 @@ class RedisBroker:
         keepalive_seconds: float = 5.0,
     ) -> None:
         self.url = url
-        self.registry = registry
-        self.store = store
+        self.sockets = sockets
+        self.catch_up = catch_up
         self.node_id = uuid.uuid4().hex
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -83,8 +85,8 @@ class RedisBroker:
         self._ever_connected = False
         self._session_was_up = False
         self._down_since: float | None = None
-        registry.on_first_connection = self._user_changed
-        registry.on_last_disconnection = self._user_changed
+        sockets.on_first_connection = self._user_changed
+        sockets.on_last_disconnection = self._user_changed
 
     @property
     def state(self) -> str:
@@ -129,7 +131,7 @@ class RedisBroker:
         reason = _describe(error)
         if self._session_was_up:
             log.warning(
-                events.BROKER_DISCONNECTED, error=reason, local_users=self.registry.total_users
+                events.BROKER_DISCONNECTED, error=reason, local_users=self.sockets.total_users
             )
         elif failures % 10 == 0:
             log.warning(events.BROKER_CONNECT_FAILED, error=reason, attempts=failures + 1)
@@ -156,7 +158,7 @@ class RedisBroker:
             ):
                 await client.ping()
                 self._dirty.clear()
-                users = self.registry.users()
+                users = self.sockets.users()
                 await self._subscribe(pubsub, users)
                 self._client = client
                 self._session_was_up = True
@@ -193,7 +195,7 @@ class RedisBroker:
             await self._wake.wait()
             self._wake = trio.Event()
             dirty, self._dirty = self._dirty, set()
-            wanted = {user for user in dirty if self.registry.count_for_user(user)}
+            wanted = {user for user in dirty if self.sockets.count_for_user(user)}
             added = sorted(wanted - self._subscribed)
             dropped = sorted((dirty - wanted) & self._subscribed)
             if added:
@@ -212,14 +214,9 @@ class RedisBroker:
         await self._republish()
 
     async def _catch_up(self, users: Iterable[str]) -> None:
-        """Hand sockets behind the store the user's newest notification (see positions.py).
-
-        A socket not yet welcomed is safe too: its replay was queued when it registered and
-        its writer sends the welcome first, so this item can only queue behind them.
-        """
+        """Hand sockets behind the store the user's newest notification (realtime/positions.py)."""
         try:
-            latest = await latest_for_local_users(self.registry, self.store, users)
-            delivered = await hand_newest(self.registry, self.store, behind(self.registry, latest))
+            delivered = await self.catch_up(users)
         except Exception as error:  # the store is down: the position check covers it later
             log.warning(events.BROKER_CATCH_UP_FAILED, error=_describe(error))
             return
@@ -258,7 +255,7 @@ class RedisBroker:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             log.warning(events.BROKER_BAD_MESSAGE, error=_describe(error))
             return
-        self.registry.deliver(note.user_id, note)
+        self.sockets.deliver(note.user_id, note)
 
     def _encode(self, note: Notification) -> bytes:
         return orjson.dumps(
@@ -280,7 +277,7 @@ class RedisBroker:
         holds a socket of the user). When Redis cannot be reached the notification is stored
         anyway: the local count is returned and the note is published again on reconnect.
         """
-        local = self.registry.deliver(note.user_id, note)
+        local = self.sockets.deliver(note.user_id, note)
         nodes = await self._publish_remote(note)
         if nodes is None:
             previous = self._unpublished.get(note.user_id)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 from quart import Quart, Response
 
-from ..http_common import ApiError, authenticate, json_response
-from ..openapi import describe
-from ..schemas import ConnectionsListing, Forbidden, HealthDown, HealthOk, Ready, Unauthorized
+from .common import ApiError, authenticate, json_response
+from .openapi import describe
+from .schemas import ConnectionsListing, Forbidden, HealthDown, HealthOk, Ready, Unauthorized
 
 if TYPE_CHECKING:
     from ..app import Services

@@ -13,12 +13,12 @@ from quart import Quart, Response
 
 from .. import events
 from ..devices import ENVIRONMENTS, MAX_TOKEN_HEX, MIN_TOKEN_HEX, device_tail, normalized_token
-from ..http_common import ApiError, authenticate, json_response
 from ..logconfig import get_logger
-from ..meals.api import read_json_object
 from ..meals.store import StoreUnavailable
-from ..openapi import describe
-from ..schemas import (
+from .common import ApiError, authenticate, json_response
+from .meal_routes import read_json_object
+from .openapi import describe
+from .schemas import (
     Device,
     DeviceList,
     DeviceNotFound,

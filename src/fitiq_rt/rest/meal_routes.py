@@ -17,10 +17,12 @@ from quart import Quart, request
 
 from .. import events
 from ..clock import parse_rfc3339
-from ..http_common import ApiError, authenticate, json_response
 from ..logconfig import get_logger
-from ..openapi import describe
-from ..schemas import (
+from ..meals.model import MEAL_TYPES, now_stamp, stamp
+from ..meals.store import IdempotencyConflict, NewMealLog, StoreUnavailable
+from .common import ApiError, authenticate, json_response
+from .openapi import describe
+from .schemas import (
     DEFAULT_LIST_LIMIT,
     MAX_BODY_BYTES,
     MAX_IDEMPOTENCY_KEY,
@@ -38,9 +40,7 @@ from ..schemas import (
     Unavailable,
     ValidationFailed,
 )
-from ..schemas import MealLog as MealLogBody
-from .model import MEAL_TYPES, now_stamp, stamp
-from .store import IdempotencyConflict, NewMealLog, StoreUnavailable
+from .schemas import MealLog as MealLogBody
 
 if TYPE_CHECKING:
     from ..app import Services

@@ -1,24 +1,28 @@
-"""Publishing: store the outcome with its per-user seq, then fan it out. Never "skipped".
+"""Publishing: a notification is stored (with its per-user seq), then fanned out. Never "skipped".
 
-Publishing for one user is serialised by a per-user lock so notifications leave in seq order; a
+What stores it is the caller's (the dispatcher commits a meal log's outcome and its
+notification in one transaction); this module only orders and delivers. Publishing for one
+user is serialised by a per-user lock so notifications leave in seq order; a
 user with no open socket gets the notification stored and logged `notification.queued`, and the
 device receives it on resume; with push on, it is also handed (without waiting) to the push queue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
 import trio
 
-from . import events
-from .logconfig import get_logger
-from .meals.model import MealLog
-from .meals.store import Outcome, Store
-from .notification import Notification
-from .observability.metrics import Metrics
-from .realtime.broker import Broker
+from .. import events
+from ..logconfig import get_logger
+from ..observability.metrics import Metrics
+from .broker import Broker
+from .value import Notification
+
+#: Commits a notification (and whatever it reports) and returns it, seq assigned.
+StoreNotification = Callable[[], Awaitable[Notification]]
 
 log = get_logger("fitiq_rt.notifications")
 
@@ -55,40 +59,40 @@ class _UserLocks:
 class Notifier:
     def __init__(
         self,
-        store: Store,
         broker: Broker,
         metrics: Metrics,
-        history_limit: int,
         push: PushQueue | None = None,
         *,
         publish_timeout: float = 5.0,
     ) -> None:
-        self.store = store
-        # A stuck broker must not hold the user's lock; the position check and resume cover it.
-        self.publish_timeout = publish_timeout
         self.broker = broker
         self.metrics = metrics
-        self.history_limit = history_limit
         self.push = push
+        # A stuck broker must not hold the user's lock; the position check and resume cover it.
+        self.publish_timeout = publish_timeout
         self._locks = _UserLocks()
 
-    async def finish(self, meal: MealLog, outcome: Outcome) -> tuple[MealLog, Notification]:
-        """Persist the outcome and its notification atomically, then deliver it."""
-        lock = await self._locks(meal.user_id)
+    async def publish_stored(self, user_id: str, store: StoreNotification) -> Notification:
+        """Run `store` (it commits the notification), then deliver what it stored.
+
+        Both happen under the user's lock, so the user's notifications leave in seq order.
+        """
+        lock = await self._locks(user_id)
         try:
-            finished, note = await self.store.finish_meal_log(meal.id, outcome, self.history_limit)
+            note = await store()
             reached = 0
             # Stored means it must be fanned out too, even while shutdown cancels the worker.
             with trio.CancelScope(shield=True, deadline=trio.current_time() + self.publish_timeout):
                 reached = await self.broker.publish(note)
         finally:
-            self._locks.release(meal.user_id, lock)
-        self._account(finished, note, reached)
-        return finished, note
+            self._locks.release(user_id, lock)
+        self._account(note, reached)
+        return note
 
-    def _account(self, meal: MealLog, note: Notification, reached: int) -> None:
+    def _account(self, note: Notification, reached: int) -> None:
+        meal_log_id = note.meal_log_id
         if reached:
-            latency_ms = _ms_since(meal.created_at)
+            latency_ms = _ms_since(str(note.data.get("created_at") or note.created_at))
             self.metrics.notifications.labels("delivered").inc()
             self.metrics.notification_latency_ms.observe(latency_ms)
             log.info(
@@ -96,14 +100,17 @@ class Notifier:
                 user_id=note.user_id,
                 seq=note.seq,
                 connections=reached,
-                meal_log_id=meal.id,
+                meal_log_id=meal_log_id,
                 latency_ms=round(latency_ms, 3),
             )
         else:
             self.metrics.notifications.labels("queued").inc()
             self.metrics.note_queued(note.user_id)
             log.info(
-                events.NOTIFICATION_QUEUED, user_id=note.user_id, seq=note.seq, meal_log_id=meal.id
+                events.NOTIFICATION_QUEUED,
+                user_id=note.user_id,
+                seq=note.seq,
+                meal_log_id=meal_log_id,
             )
             if self.push is not None:  # only the node that stored it pushes: one push per note
                 self.push.offer(note)

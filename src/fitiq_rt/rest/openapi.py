@@ -25,7 +25,7 @@ from quart_schema import (
 from quart_schema.openapi import OpenAPIProvider
 from werkzeug.routing.rules import Rule
 
-from . import __version__
+from .. import __version__
 from .schemas import HeadersTooLarge
 
 F = TypeVar("F", bound=Callable[..., Any])

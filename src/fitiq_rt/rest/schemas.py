@@ -15,8 +15,8 @@ from uuid import UUID
 from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
-from .devices import ENVIRONMENTS, MAX_TOKEN_HEX, MIN_TOKEN_HEX, PLATFORMS
-from .meals.model import MEAL_TYPES, STATUSES
+from ..devices import ENVIRONMENTS, MAX_TOKEN_HEX, MIN_TOKEN_HEX, PLATFORMS
+from ..meals.model import MEAL_TYPES, STATUSES
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_RAW_INPUT = 2000

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from quart import Response, request
 
-from .auth import AuthError, Identity, TokenVerifier
+from ..auth import AuthError, Identity, TokenVerifier
 
 
 class ApiError(Exception):
