@@ -17,7 +17,7 @@ from . import report
 from .argtypes import non_negative_int, positive_float, positive_int
 from .launch import CpuPlan, LaunchError, Target, attached, raise_fd_limit
 from .runner import run_on_fresh_server
-from .scenarios import churn, compare, e2e, fanout, idle, logs, wslib
+from .scenarios import churn, compare, e2e, fanout, idle, logs, positions, wslib
 from .scenarios.common import RunOptions
 from .targets import FITIQ, KNOWN, TargetUnavailable, resolve_server
 from .tokens import TokenSource
@@ -37,6 +37,7 @@ SUMMARIES = {
     "logs": "lines/s of `fitiq-rt logs report` (benchmarks.logs_bench)",
     "compare": "fitiq_rt and the three peers for churn, idle and e2e, with ratios",
     "wslib": "server-side sans-I/O cost per churn session: websockets vs wsproto (no network)",
+    "positions": "one position check pass over N local sockets on a real store (no network)",
 }
 
 
@@ -130,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     lib_parser = sub.add_parser("wslib", help=SUMMARIES["wslib"], description=wslib.__doc__)
     wslib.add_arguments(lib_parser)
     lib_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
+    pos_parser = sub.add_parser(
+        "positions", help=SUMMARIES["positions"], description=positions.__doc__
+    )
+    positions.add_arguments(pos_parser)
+    pos_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
     cmp = sub.add_parser("compare", help=SUMMARIES["compare"], description=compare.__doc__)
     compare.add_arguments(cmp)
     _common(cmp, server=False)
@@ -147,6 +153,8 @@ def _server_env(args: argparse.Namespace) -> dict[str, str]:
         env["FITIQ_PING_INTERVAL"] = str(args.ping_interval)
     if getattr(args, "idle_timeout", None) is not None:
         env["FITIQ_IDLE_TIMEOUT"] = str(args.idle_timeout)
+    if getattr(args, "store_trace", False) or getattr(args, "e2e_store_trace", False):
+        env["FITIQ_LOG_LEVEL"] = "debug"  # the `store.call` lines the e2e summary reads
     return env
 
 
@@ -226,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             report.print_single(
                 "WebSocket libraries — sans-I/O cost", wslib.headline(record), record
             )
+        elif args.scenario == "positions":
+            params = positions.params_from(args)
+            shown = {k: v for k, v in params.items() if k != "database_url"}  # may hold a password
+            record.update(parameters=shown, **positions.run(params))
+            report.print_single("position check — one pass", positions.headline(record), record)
         elif args.scenario == "compare":
             _run_compare(args, record)
         else:

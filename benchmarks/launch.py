@@ -65,6 +65,7 @@ class Target:
     pid: int | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     log_path: Path | None = None
+    data_dir: Path | None = None  # a started server's temporary data directory
 
     @property
     def endpoint(self) -> Endpoint:
@@ -156,6 +157,7 @@ def launched(
             tokens=TokenSource(secret=secret),
             pid=proc.pid,
             log_path=log_path,
+            data_dir=Path(env.get("FITIQ_DATA_DIR", data_dir)),
             facts={
                 "target": spec.name,
                 "command": spec.argv,

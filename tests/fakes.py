@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import trio
 
+from fitiq_rt.auth import TokenVerifier, mint_token
 from fitiq_rt.notification import Notification
 from fitiq_rt.observability.metrics import Metrics
 from fitiq_rt.realtime.connection import Connection
@@ -21,7 +22,8 @@ from fitiq_rt.realtime.registry import Registry
 from fitiq_rt.realtime.session import SessionConfig, SessionDeps, run_session
 from fitiq_rt.realtime.transport import PeerClosed, SendTimeout
 
-WALL_START = 1_800_000_000.0
+WALL_START = 1_800_000_000.0  # the sessions' wall clock: this plus the virtual time
+TEST_SECRET = "a-test-secret-that-is-at-least-32-bytes-long"
 
 
 class _Closed:
@@ -114,9 +116,11 @@ class Harness:
         max_messages_per_second: float = 20.0,
         history_limit: int = 1000,
         close_timeout: float = 5.0,
+        token_warning: float = 60.0,
         history: MemoryHistory | None = None,
     ) -> None:
         self.registry = Registry()
+        self.verifier = TokenVerifier(secret=TEST_SECRET)
         self.history = history or MemoryHistory(keep=history_limit)
         self.metrics = Metrics()
         self.send_queue = send_queue
@@ -127,13 +131,23 @@ class Harness:
                 max_messages_per_second=max_messages_per_second,
                 history_limit=history_limit,
                 close_timeout=close_timeout,
+                token_warning=token_warning,
             ),
             registry=self.registry,
             history=self.history,
             metrics=self.metrics,
-            wall_clock=lambda: WALL_START + trio.current_time(),
+            wall_clock=self.wall_clock,
+            verify_token=self.verifier.verify,
         )
         self._seq: dict[str, int] = {}
+
+    @staticmethod
+    def wall_clock() -> float:
+        return WALL_START + trio.current_time()
+
+    def token(self, user_id: str, expires_in: float) -> str:
+        """A token whose exp is `expires_in` seconds from now on the sessions' wall clock."""
+        return mint_token(TEST_SECRET, user_id, extra={"exp": self.wall_clock() + expires_in})
 
     def open(self, user_id: str, connection_id: str | None = None) -> Connection:
         return Connection.open(

@@ -9,9 +9,12 @@ This is the product's promise — a logged meal shows up live — measured end t
 from __future__ import annotations
 
 import argparse
+import contextlib
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +22,7 @@ import trio
 
 from .. import procfs
 from ..argtypes import positive_float, positive_int
+from ..diskbusy import DEFAULT_CHUNK_MIB, DEFAULT_MIB_PER_SECOND, DiskBusy
 from ..httpclient import HttpPool
 from ..launch import Target
 from ..progress import Progress
@@ -26,6 +30,7 @@ from ..stats import share, summarize_ms
 from ..workers import DONE, READY, RUN, ClientPool, WorkerContext, overall_window
 from ..wsclient import WsClosed, WsConn
 from .common import (
+    BUSY_MACHINE_PCT,
     RunOptions,
     Wire,
     answer_until_closed,
@@ -43,6 +48,7 @@ POST_PATH = "/api/v1/meal-logs/natural"
 NOTIFIED = 2  # counter slot
 WARMUP_POSTS = 50
 SLOWEST = 20  # slowest samples reported with their send time (seconds into the run)
+DISK_BUSY_LEAD = 2.0  # seconds the disk-busy writer runs before the measured window opens
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,10 @@ class E2EParams:
     drain: float = 5.0
     raw_input: str = "2 eggs and a slice of toast"
     timeout: float = 30.0
+    disk_busy: bool = False
+    disk_busy_chunk_mib: int = DEFAULT_CHUNK_MIB
+    disk_busy_mib_per_second: float = DEFAULT_MIB_PER_SECOND
+    store_trace: bool = False
 
     @property
     def posts(self) -> int:
@@ -70,6 +80,30 @@ def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(
         f"{p}http-conns", type=positive_int, default=32, help="keep-alive connections for the POSTs"
     )
+    parser.add_argument(
+        f"{p}disk-busy",
+        action="store_true",
+        help="run a second process beside the server that writes and fsyncs on the filesystem "
+        "of its data directory (a `dd conv=fsync` loop) for the whole run",
+    )
+    parser.add_argument(
+        f"{p}disk-busy-chunk-mib",
+        type=positive_int,
+        default=DEFAULT_CHUNK_MIB,
+        help="with --disk-busy: MiB the writer writes per fsync",
+    )
+    parser.add_argument(
+        f"{p}disk-busy-mib-per-second",
+        type=float,
+        default=DEFAULT_MIB_PER_SECOND,
+        help="with --disk-busy: the writer's pace (0: flat out, which costs a whole CPU)",
+    )
+    parser.add_argument(
+        f"{p}store-trace",
+        action="store_true",
+        help="started fitiq_rt: log level debug, and a per-kind summary of its `store.call` "
+        "lines (queue wait and run time of each store call) in the record",
+    )
 
 
 def params_from(args: argparse.Namespace, prefix: str = "") -> E2EParams:
@@ -79,6 +113,12 @@ def params_from(args: argparse.Namespace, prefix: str = "") -> E2EParams:
         rate=getattr(args, f"{p}rate"),
         duration=getattr(args, f"{p}duration"),
         http_conns=getattr(args, f"{p}http_conns", 32),
+        disk_busy=getattr(args, f"{p}disk_busy", False),
+        disk_busy_chunk_mib=getattr(args, f"{p}disk_busy_chunk_mib", DEFAULT_CHUNK_MIB),
+        disk_busy_mib_per_second=getattr(
+            args, f"{p}disk_busy_mib_per_second", DEFAULT_MIB_PER_SECOND
+        ),
+        store_trace=getattr(args, f"{p}store_trace", False),
     )
 
 
@@ -233,14 +273,26 @@ def run(target: Target, params: E2EParams, opts: RunOptions) -> dict[str, Any]:
     rss_before = server_rss(target)
     payload = {"params": params, "wire": Wire.of(target, opts)}
     procs = max(1, min(opts.procs, params.users))
+    busy_dir = target.data_dir or Path(tempfile.gettempdir())
+    busy = DiskBusy(
+        busy_dir, params.disk_busy_chunk_mib, params.disk_busy_mib_per_second, opts.plan.client
+    )
+    disk_busy: dict[str, Any] | None = None
     with ClientPool(worker, payload, procs, opts.plan.client) as pool:
         pool.wait(READY, timeout=120)
-        window = procfs.CpuWindow(target.pid).open()
-        pool.go(RUN)
-        progress = Progress(f"e2e {target.name}", params.posts, "posts", enabled=opts.progress)
-        pool.wait(DONE, tick=lambda: progress.update(pool.counter(0), f"errors {pool.counter(1)}"))
-        window.stop()
-        progress.close()
+        with busy if params.disk_busy else contextlib.nullcontext():
+            if params.disk_busy:
+                time.sleep(DISK_BUSY_LEAD)  # the writer's dirty pages build up before we measure
+            window = procfs.CpuWindow(target.pid).open()
+            pool.go(RUN)
+            progress = Progress(f"e2e {target.name}", params.posts, "posts", enabled=opts.progress)
+            pool.wait(
+                DONE, tick=lambda: progress.update(pool.counter(0), f"errors {pool.counter(1)}")
+            )
+            window.stop()
+            progress.close()
+            if params.disk_busy:
+                disk_busy = busy.stop()
         results = pool.results(timeout=120)
     start, end = overall_window(results)
     errors = merge_counts(results, "errors")
@@ -248,6 +300,8 @@ def run(target: Target, params: E2EParams, opts: RunOptions) -> dict[str, Any]:
     if missing:
         errors["notification_missing"] = missing
     common = finish(target, opts, results, window, rss_before, errors)
+    if disk_busy and "cpu_pct" in disk_busy:
+        _discount_writer(common, disk_busy["cpu_pct"])
     lag = summarize_ms(ms for r in results for ms in r["send_lag_ms"])
     if (lag["p99"] or 0) > 50:
         common["warnings"].append(
@@ -269,14 +323,64 @@ def run(target: Target, params: E2EParams, opts: RunOptions) -> dict[str, Any]:
             )[:SLOWEST],
             "server_cpu_pct": common["cpu"]["server_cpu_pct"],
         },
+        "disk_busy": disk_busy,
+        "store_calls": store_calls(target, start, end) if params.store_trace else None,
         **common,
+    }
+
+
+def _discount_writer(common: dict[str, Any], writer_pct: float) -> None:
+    """The disk-busy writer is our own load, not other people's: keep it out of `other_cpu_pct`
+    (and so out of the noisy-run warning and --retry-noisy), and report it on its own."""
+    cpu = common["cpu"]
+    cpu["disk_busy_cpu_pct"] = writer_pct
+    if cpu.get("other_cpu_pct") is None:
+        return
+    cpu["other_cpu_pct"] = round(max(0.0, cpu["other_cpu_pct"] - writer_pct), 1)
+    common["warnings"] = [w for w in common["warnings"] if not w.startswith("other processes")]
+    if cpu["other_cpu_pct"] >= BUSY_MACHINE_PCT:
+        common["warnings"].append(
+            f"other processes used {cpu['other_cpu_pct']:.0f}% of a CPU during the run: noisy"
+        )
+
+
+def store_calls(target: Target, start: float, end: float) -> dict[str, Any]:
+    """Per kind of store call inside the measured window: queue wait, run time, resume delay.
+
+    Read from the server's `store.call` debug lines (src/fitiq_rt/meals/store_trace.py); `at` is
+    the system monotonic clock, the same one the window was taken on.
+    """
+    if target.log_path is None:
+        return {"error": "no server log (attached to --url)"}
+    samples: dict[str, dict[str, list[float]]] = {}
+    try:
+        lines = target.log_path.read_bytes().splitlines()
+    except OSError as error:
+        return {"error": f"server log unreadable: {error}"}
+    for line in lines:
+        if b'"store.call"' not in line:
+            continue
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if not start <= event.get("at", 0.0) <= end:
+            continue
+        kind = samples.setdefault(event["kind"], {"queue_ms": [], "run_ms": [], "resume_ms": []})
+        for field_name in ("queue_ms", "run_ms", "resume_ms"):
+            kind[field_name].append(event[field_name])
+    if not samples:
+        return {"error": "no store.call lines in the window (not fitiq_rt, or not at debug)"}
+    return {
+        kind: {name: summarize_ms(values) for name, values in fields.items()}
+        for kind, fields in sorted(samples.items())
     }
 
 
 def headline(record: dict[str, Any]) -> list[tuple[str, str]]:
     r = record["results"]
     lat, post = r["latency_ms"], r["post_response_ms"]
-    return [
+    rows = [
         ("POST → frame ms p50 / p90 / p99 / max", _four(lat)),
         ("POST → 201 ms p50 / p90 / p99 / max", _four(post)),
         (
@@ -286,6 +390,26 @@ def headline(record: dict[str, Any]) -> list[tuple[str, str]]:
         ("achieved POST/s", f"{r['achieved_rate']:,.0f}"),
         ("server CPU %", str(r["server_cpu_pct"])),
     ]
+    busy = record.get("disk_busy")
+    if busy and "fsync_ms" in busy:
+        fsync = busy["fsync_ms"]
+        rows.append(
+            (
+                "disk-busy writer MiB/s, CPU %, fsync ms p50 / max",
+                f"{busy['mib_per_second']}, {busy['cpu_pct']}, {fsync['p50']} / {fsync['max']}",
+            )
+        )
+    for kind, fields in (record.get("store_calls") or {}).items():
+        if isinstance(fields, dict):
+            queue, ran = fields["queue_ms"], fields["run_ms"]
+            rows.append(
+                (
+                    f"store {kind} ×{queue['count']}: queue / run ms p50, p99, max",
+                    f"{queue['p50']}, {queue['p99']}, {queue['max']} / "
+                    f"{ran['p50']}, {ran['p99']}, {ran['max']}",
+                )
+            )
+    return rows
 
 
 def _four(summary: dict[str, Any]) -> str:

@@ -42,6 +42,7 @@ from .realtime.endpoint import (
     refusal_response,
 )
 from .realtime.history import CachedHistory, History, LatestSeqCache
+from .realtime.positions import PositionCheck
 from .realtime.registry import Registry
 from .realtime.session import SessionConfig, SessionDeps
 from .schemas import MAX_BODY_BYTES
@@ -65,6 +66,7 @@ class Services:
     broker: Broker
     notifier: Notifier
     dispatcher: Dispatcher
+    position_check: PositionCheck
     session_deps: SessionDeps
     draining: bool = False
 
@@ -96,6 +98,7 @@ def build_services(
         workers=settings.workers,
         queue_size=settings.dispatch_queue,
         processing_timeout=settings.processing_timeout,
+        finish_retry_timeout=settings.finish_retry_timeout,
     )
     verifier = TokenVerifier(
         secret=resolve_secret(settings),
@@ -110,11 +113,13 @@ def build_services(
             max_messages_per_second=settings.max_messages_per_second,
             history_limit=settings.history_limit,
             close_timeout=settings.close_timeout,
+            token_warning=settings.token_warning,
         ),
         registry=registry,
         history=history,
         metrics=metrics,
         wall_clock=wall_time,
+        verify_token=verifier.verify,
     )
     return Services(
         settings=settings,
@@ -125,18 +130,23 @@ def build_services(
         broker=broker,
         notifier=notifier,
         dispatcher=dispatcher,
+        position_check=PositionCheck(
+            registry, store, metrics, interval=settings.position_check_interval
+        ),
         session_deps=deps,
     )
 
 
 @asynccontextmanager
 async def running(services: Services) -> AsyncIterator[Services]:
-    """Open the store, start the broker and the dispatcher; undo it all on exit."""
+    """Open the store, start its upkeep, the broker and the dispatcher; undo it all on exit."""
     await services.store.open()
     try:
         async with trio.open_nursery() as nursery:
+            await nursery.start(services.store.run)
             await nursery.start(services.broker.run)
             await nursery.start(services.dispatcher.run)
+            await nursery.start(services.position_check.run)
             yield services
             nursery.cancel_scope.cancel()
     finally:

@@ -36,7 +36,14 @@ def _add_listen(subparsers: argparse._SubParsersAction) -> None:
     listen = subparsers.add_parser(
         "listen", help="print a user's notifications as they arrive (reconnects and resumes)"
     )
-    listen.add_argument("--token", required=True, help="the user's token (fitiq-rt token USER)")
+    source = listen.add_mutually_exclusive_group(required=True)
+    source.add_argument("--token", help="the user's token (fitiq-rt token USER)")
+    source.add_argument(
+        "--token-command",
+        metavar="CMD",
+        help="a command printing a fresh token, run at start and whenever the server warns "
+        "that the token expires (`token_expiring`): the socket is refreshed, not closed 4001",
+    )
     listen.add_argument("--url", default="ws://127.0.0.1:8080/ws/meal-logs")
     listen.add_argument("--last-seq", type=int, default=None, help="replay from after this seq")
     listen.add_argument("--json", action="store_true", help="one JSON object a line")
@@ -46,7 +53,7 @@ def _run_listen(args: argparse.Namespace) -> int:
     import orjson
     import trio
 
-    from .client import ClientStopped, ReferenceClient, static_token
+    from .client import ClientStopped, ReferenceClient, command_token, static_token
 
     if args.last_seq is not None and args.last_seq < 0:
         raise SettingsError("--last-seq must be 0 or more")
@@ -75,7 +82,8 @@ def _run_listen(args: argparse.Namespace) -> int:
     # Notifications alone go to stdout (so `--json` stays one object a line); connects, retries
     # and their reasons go to stderr, readable on a terminal.
     configure_logging("console" if sys.stderr.isatty() else "json", "info")
-    client = ReferenceClient(args.url, static_token(args.token), last_seq=args.last_seq)
+    tokens = command_token(args.token_command) if args.token_command else static_token(args.token)
+    client = ReferenceClient(args.url, tokens, last_seq=args.last_seq)
     try:
         trio.run(client.run, show)
     except BaseException as error:  # trio 0.35 raises Ctrl-C inside an exception group

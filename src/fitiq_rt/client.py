@@ -5,13 +5,17 @@ What it does, in the order a mobile client should:
 2. wait for `welcome`: only then is the socket live (stop polling here, not at TCP connect);
 3. answer every server `ping` with `pong`, and send its own `ping` every `ping_interval`;
 4. hand notifications to the caller in seq order, exactly once (skip seq <= last seen);
-5. on any close or network error, reconnect with capped exponential backoff and jitter, resuming
+5. on `token_expiring`, fetch a fresh token and send `refresh` on the live socket, so it is not
+   closed 4001 at the old token's exp;
+6. on any close or network error, reconnect with capped exponential backoff and jitter, resuming
    from the last seq it saw; on 4001 or a 401, fetch a fresh token first.
 """
 
 from __future__ import annotations
 
 import random
+import shlex
+import subprocess
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -78,6 +82,33 @@ def _default_connector(url: str) -> AbstractAsyncContextManager[Socket]:
     return open_websocket_url(url, connect_timeout=10, disconnect_timeout=2)
 
 
+def command_token(command: str, timeout: float = 10.0) -> TokenSource:
+    """A token source that runs `command` (e.g. `fitiq-rt token alice --ttl 3600`) each time a
+    fresh token is wanted and reads the token from its stdout. A command that fails stops the
+    client only when it has no token at all; otherwise the old token is kept (and refused
+    later, which ends in a clear ClientStopped)."""
+    argv = shlex.split(command)
+    last: str | None = None
+
+    async def source() -> str:
+        nonlocal last
+        try:
+            with trio.fail_after(timeout):
+                done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True)
+            token = done.stdout.decode().strip()
+            if not token:
+                raise ValueError("it printed no token")
+        except (OSError, subprocess.CalledProcessError, ValueError, trio.TooSlowError) as error:
+            if last is None:
+                raise ClientStopped(f"the token command failed: {describe(error)}") from None
+            log.warning("client.token_command_failed", error=describe(error))
+            return last
+        last = token
+        return token
+
+    return source
+
+
 def static_token(token: str) -> TokenSource:
     async def source() -> str:
         return token
@@ -95,7 +126,9 @@ class ReferenceClient:
     connect: Connector = _default_connector
     connections: int = 0
     welcome: dict[str, Any] | None = None
+    refreshes: int = 0  # `refreshed` answers received
     _replaying: bool = False
+    _token: str = ""  # the token the current socket lives on
 
     def _url(self, token: str) -> str:
         query: dict[str, Any] = {"token": token}
@@ -106,16 +139,16 @@ class ReferenceClient:
     async def run(self, on_notification: NotificationHandler) -> None:
         """Stay connected forever (until cancelled), delivering each seq once, in order."""
         attempt = 0
-        token = await self.token_source()
+        self._token = await self.token_source()
         while True:
             welcomed_before = self.connections
             failure: BaseException | None = None
             try:
-                async with self.connect(self._url(token)) as socket:
+                async with self.connect(self._url(self._token)) as socket:
                     await self._session(socket, on_notification)
             except ConnectionRejected as rejected:
                 if rejected.status_code == 401:
-                    token = await self._fresh_token(token)
+                    self._token = await self._fresh_token(self._token)
                 elif rejected.status_code not in RETRYABLE_REJECTIONS:
                     raise ClientStopped(
                         f"the server refused the socket: {rejected.status_code}"
@@ -123,7 +156,7 @@ class ReferenceClient:
             except ConnectionClosed as closed:
                 code = closed.reason.code if closed.reason else None
                 if code == TOKEN_EXPIRED.code:
-                    token = await self._fresh_token(token)
+                    self._token = await self._fresh_token(self._token)
             except (OSError, HandshakeError, trio.BrokenResourceError) as error:
                 failure = error
             if self.connections > welcomed_before:
@@ -190,9 +223,25 @@ class ReferenceClient:
             elif kind == "resumed":
                 self._replaying = False
                 await self._ack(socket)
+            elif kind == "token_expiring":
+                await self._refresh(socket)
+            elif kind == "refreshed":
+                self.refreshes += 1
+                log.info("client.token_refreshed", expires_at=frame.get("expires_at"))
+            elif kind == "error":
+                log.warning("client.server_error", code=frame.get("code"))
             elif "seq" in frame and kind != "ack":
                 if await self._accept(socket, frame, on_notification) is False:
                     return  # a gap: reconnect and let the resume fill it
+
+    async def _refresh(self, socket: Socket) -> None:
+        """Move the live socket to a fresh token; without one, 4001 and a reconnect follow."""
+        token = await self.token_source()
+        if token == self._token:
+            log.info("client.token_expiring", refreshed=False)
+            return
+        self._token = token
+        await socket.send_message(orjson.dumps({"type": "refresh", "token": token}).decode())
 
     async def _accept(
         self, socket: Socket, frame: dict[str, Any], on_notification: NotificationHandler

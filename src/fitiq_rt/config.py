@@ -70,6 +70,12 @@ class Settings:
         default=30.0, validator=_positive("FITIQ_PROCESSING_TIMEOUT")
     )
     dispatch_queue: int = attrs.field(default=1024, validator=_positive("FITIQ_DISPATCH_QUEUE"))
+    finish_retry_timeout: float = attrs.field(
+        default=30.0, validator=_non_negative("FITIQ_FINISH_RETRY_TIMEOUT")
+    )
+    position_check_interval: float = attrs.field(
+        default=10.0, validator=_positive("FITIQ_POSITION_CHECK_INTERVAL")
+    )
     shutdown_timeout: float = attrs.field(
         default=10.0, validator=_positive("FITIQ_SHUTDOWN_TIMEOUT")
     )
@@ -81,6 +87,7 @@ class Settings:
     )
     close_timeout: float = attrs.field(default=5.0, validator=_positive("FITIQ_CLOSE_TIMEOUT"))
     write_timeout: float = attrs.field(default=5.0, validator=_positive("FITIQ_WRITE_TIMEOUT"))
+    token_warning: float = attrs.field(default=60.0, validator=_non_negative("FITIQ_TOKEN_WARNING"))
     processor: str = "builtin"  # or "package.module:factory" for another MealLogAI
     log_format: str = attrs.field(default="json")
     log_level: str = attrs.field(default="info")
@@ -161,11 +168,14 @@ ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "FITIQ_WORKERS": ("workers", _INT),
     "FITIQ_PROCESSING_TIMEOUT": ("processing_timeout", _FLOAT),
     "FITIQ_DISPATCH_QUEUE": ("dispatch_queue", _INT),
+    "FITIQ_FINISH_RETRY_TIMEOUT": ("finish_retry_timeout", _FLOAT),
+    "FITIQ_POSITION_CHECK_INTERVAL": ("position_check_interval", _FLOAT),
     "FITIQ_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _FLOAT),
     "FITIQ_HANDSHAKE_TIMEOUT": ("handshake_timeout", _FLOAT),
     "FITIQ_MAX_HEADER_BYTES": ("max_header_bytes", _INT),
     "FITIQ_CLOSE_TIMEOUT": ("close_timeout", _FLOAT),
     "FITIQ_WRITE_TIMEOUT": ("write_timeout", _FLOAT),
+    "FITIQ_TOKEN_WARNING": ("token_warning", _FLOAT),
     "FITIQ_PROCESSOR": ("processor", str),
     "FITIQ_LOG_FORMAT": ("log_format", str),
     "FITIQ_LOG_LEVEL": ("log_level", str),
@@ -208,6 +218,14 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
         "1024",
         "queued meal-log ids (overflow stays pending and is swept up)",
     ),
+    "FITIQ_FINISH_RETRY_TIMEOUT": (
+        "30",
+        "seconds a worker retries saving a result while the database is down (then swept up)",
+    ),
+    "FITIQ_POSITION_CHECK_INTERVAL": (
+        "10",
+        "seconds between checks that every open socket has every stored notification",
+    ),
     "FITIQ_SHUTDOWN_TIMEOUT": ("10", "bound on a graceful stop"),
     "FITIQ_HANDSHAKE_TIMEOUT": ("10", "seconds a client may take to send its request headers"),
     "FITIQ_MAX_HEADER_BYTES": ("16384", "request headers larger than this are refused (431)"),
@@ -218,6 +236,10 @@ SETTING_DOCS: dict[str, tuple[str, str]] = {
     "FITIQ_WRITE_TIMEOUT": (
         "5",
         "seconds one WebSocket send may make no progress before close 4029",
+    ),
+    "FITIQ_TOKEN_WARNING": (
+        "60",
+        "seconds before a socket's token expiry that `token_expiring` is sent",
     ),
     "FITIQ_PROCESSOR": (
         "builtin",

@@ -353,6 +353,18 @@ async def test_every_server_frame_is_real_and_matches_asyncapi(server: InProcess
         resumed = await frames.next(ws)
         assert resumed == {"type": "resumed", "replayed": 0, "complete": True}
 
+    # A token shorter than the 60 s warning is warned about at once; a refresh answers.
+    async with open_websocket_url(server.ws_url(token_for("walt", ttl=30))) as short:
+        assert (await frames.next(short))["type"] == "welcome"
+        assert (await frames.next(short))["type"] == "token_expiring"
+        fresh = client_message({"type": "refresh", "token": token_for("walt")})
+        await short.send_message(fresh)
+        assert (await frames.next(short))["type"] == "refreshed"
+        for token, code in (("x", "invalid_token"), (token_for("ivy"), "token_user_mismatch")):
+            await short.send_message(client_message({"type": "refresh", "token": token}))
+            error = await frames.next(short)
+            assert (error["type"], error["code"]) == ("error", code)
+
     async with open_websocket_url(server.ws_url(token_for("walt"), last_seq=0)) as replay:
         replayed = await frames.until(replay, "resumed")
         assert [f["type"] for f in replayed] == [

@@ -39,6 +39,7 @@ SCENARIOS: dict[str, list[str]] = {
     "e2e": ["e2e", "--users", "5", "--rate", "20", "--duration", "1", *COMMON],
     "fanout": ["fanout", "--background-users", "3", "--posts", "5", "--rate", "10", *COMMON],
     "logs": ["logs", "--lines", "10000", "--repeat", "1"],
+    "positions": ["positions", "--sockets", "300", "--users", "100", "--rounds", "2"],
     "compare": [
         "compare",
         "--targets",
@@ -99,6 +100,16 @@ def test_scenario_runs_and_passes_its_leak_check(scenario: str, tmp_path: Path) 
         assert results["lines"] > 0
         assert results["lines_per_second"] > 0
         assert results["error_anomalies"] == 0
+        return
+    if scenario == "positions":
+        assert record["parameters"] == {
+            "sockets": 300,
+            "users": 100,
+            "rounds": 2,
+            "database": "sqlite",
+        }
+        assert len(record["results"]["pass_ms_rounds"]) == 2
+        assert record["results"]["pass_ms_median"] > 0
         return
     if scenario == "compare":
         assert record["leak_check"]["passed"] is True

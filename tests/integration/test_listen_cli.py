@@ -3,6 +3,7 @@ with their reason, and Ctrl-C as a clean exit."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.servers import REPO_ROOT, SubprocessServer, token_for
+from tests.servers import REPO_ROOT, SECRET, SubprocessServer, token_for
 
 
 def _free_port() -> int:
@@ -73,6 +74,43 @@ def test_connected_is_said_on_stderr_and_notifications_come_on_stdout(data_dir: 
         assert [f["type"] for f in frames] == ["meal_log.completed"]
         assert any('"client.connected"' in line for line in err.splitlines())
         assert "Traceback" not in err
+    finally:
+        server.kill()
+
+
+def test_a_token_command_refreshes_the_socket_instead_of_a_4001(data_dir: Path) -> None:
+    """Tokens of 4 s, warned 3 s ahead: listen fetches new ones and stays on one socket."""
+    server = SubprocessServer(data_dir, {"FITIQ_TOKEN_WARNING": "3"})
+    try:
+        assert server.port is not None
+        command = f"{sys.executable} -m fitiq_rt.cli token lena --ttl 4"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fitiq_rt.cli",
+                "listen",
+                "--json",
+                "--token-command",
+                command,
+                "--url",
+                f"ws://127.0.0.1:{server.port}/ws/meal-logs",
+            ],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "FITIQ_JWT_SECRET": SECRET},
+        )
+        time.sleep(7.0)  # the first token's exp and at least one more pass by meanwhile
+        code, out, err = _stop(proc)
+        assert (code, out) == (0, ""), err
+        lines = err.splitlines()
+        assert sum('"client.connected"' in line for line in lines) == 1, err
+        assert sum('"client.token_refreshed"' in line for line in lines) >= 2, err
+        assert server.events("ws.token_refreshed")
+        expired = [e for e in server.events("ws.disconnected") if e["code"] == 4001]
+        assert expired == []
+        assert "eyJ" not in str(server.events()) + err  # no JWT in any log line
     finally:
         server.kill()
 

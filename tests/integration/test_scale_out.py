@@ -25,6 +25,7 @@ import trio_websocket
 from benchmarks.chaos.services import CuttableProxy, RedisProcess
 from fitiq_rt.client import Backoff, Connector, ReferenceClient, static_token
 from fitiq_rt.meals.postgres_store import PostgresStore
+from fitiq_rt.meals.store import NewMealLog, Outcome
 from tests.servers import SubprocessServer, fresh_database, token_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -365,3 +366,49 @@ async def eventually_async(check: Callable[[], Awaitable[bool]], what: str) -> N
             await trio.sleep(0.1)
         return
     raise AssertionError(f"timed out after {WAIT}s waiting for {what}")
+
+
+async def test_a_notification_stored_but_never_published_reaches_the_open_socket(
+    tmp_path: Path, database: str, redis_server: RedisProcess, nursery: trio.Nursery
+) -> None:
+    """What a node leaves when it dies between commit and publish: the position check fills it."""
+    node = await start_node(
+        tmp_path,
+        "solo",
+        FITIQ_DATABASE_URL=database,
+        FITIQ_REDIS_URL=redis_server.url,
+        FITIQ_POSITION_CHECK_INTERVAL="0.5",
+    )
+    try:
+        user = unique_user("grace")
+        sock = await open_socket(nursery, node, user, "phone")
+        async with httpx.AsyncClient(timeout=10) as http:
+            await post_meal(http, node, user, "an apple")
+        await eventually(lambda: sock.seqs == [1], "the live notification")
+        await finish_without_publishing(database, user)  # as the node that died would leave it
+        await eventually(lambda: sock.seqs == [1, 2], "the position check to deliver seq 2")
+        behind = node.events("ws.position_behind")
+        assert [(e["sent_seq"], e["stored_seq"]) for e in behind] == [(1, 2)]
+        assert_no_errors(node)
+    finally:
+        node.kill()
+
+
+async def finish_without_publishing(database: str, user: str) -> None:
+    store = PostgresStore(database, pool_size=1)
+    await store.open()
+    try:
+        meal, _ = await store.create_meal_log(
+            NewMealLog(
+                user_id=user,
+                raw_input="a pear",
+                meal_type=None,
+                logged_at="2026-12-01T12:00:00.000000Z",
+                idempotency_key=None,
+            )
+        )
+        await store.mark_processing(meal.id)
+        outcome = Outcome(status="completed", items=(), totals={"calories": 57}, error=None)
+        await store.finish_meal_log(meal.id, outcome, 1000)
+    finally:
+        await store.close()

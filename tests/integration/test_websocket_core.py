@@ -12,6 +12,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
+from fitiq_rt.clock import parse_rfc3339
 from tests.servers import SubprocessServer, start_in_process, token_for
 
 
@@ -156,6 +157,35 @@ async def test_silent_socket_is_closed_4008_after_idle_timeout_in_real_time(
     elapsed = time.monotonic() - started
     assert closed.value.reason.code == 4008
     assert 0.9 <= elapsed < 5
+    assert server.services.registry.total == 0
+
+
+async def test_refresh_on_a_live_socket_outlives_the_first_token(
+    nursery: trio.Nursery, data_dir: Path, store_backend: str | None
+) -> None:
+    """token_expiring, then refresh: the socket lives past the first token's exp, on the new one."""
+    server = await start_in_process(
+        nursery, data_dir, database_url=store_backend, FITIQ_TOKEN_WARNING="2.5"
+    )
+    first = token_for("erin", ttl=3)  # exp is whole seconds: 2 to 3 s left at connect
+    async with open_websocket_url(server.ws_url(first)) as ws:
+        await _json(ws)
+        warning = await _json(ws)
+        assert warning["type"] == "token_expiring"
+        first_exp = parse_rfc3339(warning["expires_at"]).timestamp()
+        await ws.send_message(orjson.dumps({"type": "refresh", "token": "nope"}).decode())
+        assert (await _json(ws))["code"] == "invalid_token"
+        other = token_for("mallory", ttl=3600)
+        await ws.send_message(orjson.dumps({"type": "refresh", "token": other}).decode())
+        assert (await _json(ws))["code"] == "token_user_mismatch"
+        fresh = token_for("erin", ttl=3600)
+        await ws.send_message(orjson.dumps({"type": "refresh", "token": fresh}).decode())
+        refreshed = await _json(ws)
+        assert refreshed["type"] == "refreshed"
+        assert parse_rfc3339(refreshed["expires_at"]).timestamp() > first_exp + 3000
+        await trio.sleep(max(0.0, first_exp - time.time()) + 0.5)  # past the first token's exp
+        await ws.send_message('{"type":"ping"}')
+        assert (await _json(ws))["type"] == "pong"  # still open
     assert server.services.registry.total == 0
 
 

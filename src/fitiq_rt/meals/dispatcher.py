@@ -1,9 +1,12 @@
 """The dispatcher: a bounded queue of meal-log ids served by N workers.
 
-Nothing is lost: the queue holds only ids of rows already stored as pending, so a full queue, a
-store hiccup or a crash leaves the row pending, and the recovery pass (at start, after an
-overflow, and every `recovery_interval`) queues it again. A processor error or timeout marks the
-meal log failed with a readable error and the worker lives on.
+Nothing is lost: the queue holds only ids of rows already stored, so a full queue, a store
+outage or a crash leaves the row unfinished (pending, or `processing` under this node's claim),
+and the recovery pass queues it again: at start, after an overflow, every `recovery_interval`,
+and, after the store failed a worker, every second until the store answers. A result that cannot
+be saved is retried in place first (for `finish_retry_timeout`), so a meal log processed during a
+short outage finishes about when the outage ends. A processor error or timeout marks the meal log
+failed with a readable error and the worker lives on.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from ..notifications import Notifier
 from ..observability.metrics import Metrics
 from .model import MealLog
 from .processor import NothingRecognized, Processor
-from .store import Outcome, Store
+from .store import Outcome, Store, StoreUnavailable
 
 log = get_logger("fitiq_rt.dispatcher")
+
+FIRST_RETRY_DELAY = 0.1  # seconds before the first retry of a failed save; doubles each time
+MAX_RETRY_DELAY = 1.0  # the cap: a store back from an outage is found within a second
 
 
 class Dispatcher:
@@ -34,6 +40,7 @@ class Dispatcher:
         queue_size: int = 1024,
         processing_timeout: float = 30.0,
         recovery_interval: float = 30.0,
+        finish_retry_timeout: float = 30.0,
     ) -> None:
         self.store = store
         self.processor = processor
@@ -42,9 +49,11 @@ class Dispatcher:
         self.workers = workers
         self.processing_timeout = processing_timeout
         self.recovery_interval = recovery_interval
+        self.finish_retry_timeout = finish_retry_timeout
         self._send, self._receive = trio.open_memory_channel[str](queue_size)
         self._inflight: set[str] = set()
         self._recover_now = trio.Event()
+        self._store_failed = False  # a worker met an outage: recover soon, not in an interval
 
     def submit(self, meal_log_id: str) -> bool:
         """Queue a stored pending meal log without waiting; False means the sweep will get it."""
@@ -63,23 +72,30 @@ class Dispatcher:
         async with trio.open_nursery() as nursery:
             for _ in range(self.workers):
                 nursery.start_soon(self._worker)
-            await self._recover()
+            recovered = await self._recover()
             task_status.started()
-            nursery.start_soon(self._recovery_loop)
+            nursery.start_soon(self._recovery_loop, recovered)
 
-    async def _recovery_loop(self) -> None:
+    async def _recovery_loop(self, recovered: bool) -> None:
+        wait = self.recovery_interval if recovered else MAX_RETRY_DELAY
         while True:
-            with trio.move_on_after(self.recovery_interval):
+            with trio.move_on_after(wait):
                 await self._recover_now.wait()
             self._recover_now = trio.Event()
-            await self._recover()
+            if self._store_failed:  # at most one pass a second however many workers failed
+                self._store_failed = False
+                await trio.sleep(MAX_RETRY_DELAY)
+            # While the store is down, look again every second: what it kept unfinished is
+            # taken up as soon as it answers, not a whole interval later.
+            wait = self.recovery_interval if await self._recover() else MAX_RETRY_DELAY
 
-    async def _recover(self) -> None:
+    async def _recover(self) -> bool:
+        """Queue every unfinished meal log not already in flight; False if the store failed."""
         try:
             unfinished = await self.store.unfinished_meal_logs()
         except Exception as error:
             log.warning("dispatcher.recovery_failed", error=str(error)[:300])
-            return
+            return False
         queued = 0
         for meal in unfinished:
             if meal.id in self._inflight:
@@ -89,6 +105,7 @@ class Dispatcher:
             queued += 1
         if queued:
             log.info("dispatcher.recovered", meal_logs=queued)
+        return True
 
     async def _worker(self) -> None:
         async for meal_log_id in self._receive:
@@ -96,6 +113,9 @@ class Dispatcher:
                 await self._process(meal_log_id)
             except Exception as error:  # the row stays unfinished; the recovery pass retries it
                 log.error("dispatcher.error", meal_log_id=meal_log_id, error=str(error)[:300])
+                if isinstance(error, StoreUnavailable):
+                    self._store_failed = True
+                    self._recover_now.set()
             finally:
                 self._inflight.discard(meal_log_id)
 
@@ -107,7 +127,7 @@ class Dispatcher:
         outcome = await self._run_processor(meal)
         duration_ms = (time.perf_counter() - started) * 1000
         self.metrics.processing_ms.observe(duration_ms)
-        await self.notifier.finish(meal, outcome)
+        await self._save(meal, outcome)
         self.metrics.meal_logs.labels(outcome.status).inc()
         if outcome.status == "completed":
             log.info(
@@ -120,6 +140,35 @@ class Dispatcher:
             log.warning(
                 "meal_log.failed", meal_log_id=meal.id, user_id=meal.user_id, error=outcome.error
             )
+
+    async def _save(self, meal: MealLog, outcome: Outcome) -> None:
+        """Store the outcome (and publish it), retrying while the store is unreachable.
+
+        The processor's work is not thrown away for an outage of a few seconds. Past
+        `finish_retry_timeout` the error goes up, the row stays claimed by this node, and the
+        recovery pass retakes it. A retry after a save that did commit finds the row finished
+        and raises LookupError: the position check then delivers the stored notification.
+        """
+        deadline = trio.current_time() + self.finish_retry_timeout
+        delay = FIRST_RETRY_DELAY
+        attempt = 1
+        while True:
+            try:
+                await self.notifier.finish(meal, outcome)
+                return
+            except StoreUnavailable as error:
+                if trio.current_time() + delay > deadline:
+                    raise
+                log.warning(
+                    "dispatcher.save_retry",
+                    meal_log_id=meal.id,
+                    attempt=attempt,
+                    retry_in=delay,
+                    error=str(error)[:300],
+                )
+            await trio.sleep(delay)
+            delay = min(2 * delay, MAX_RETRY_DELAY)
+            attempt += 1
 
     async def _run_processor(self, meal: MealLog) -> Outcome:
         try:

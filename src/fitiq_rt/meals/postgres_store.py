@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -210,6 +210,11 @@ class PostgresStore:
         if released:
             log.info("store.claims_released", meal_logs=released, node=self.node_name)
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Nothing to keep up in the background: PostgreSQL checkpoints by itself."""
+        task_status.started()
+        await trio.sleep_forever()
+
     async def close(self) -> None:
         if self._opened:
             self._opened = False
@@ -314,14 +319,17 @@ class PostgresStore:
         return await self._run(finish)
 
     async def unfinished_meal_logs(self) -> list[MealLog]:
-        """Pending meal logs, and processing ones whose claim expired (their node is gone)."""
+        """Pending meal logs, and processing ones nobody else holds a live claim on.
+
+        That includes this node's own claims: one whose save failed in an outage is not in
+        flight any more, and must not wait out its own lease (the dispatcher skips the ones it
+        is still working on).
+        """
 
         def select(conn: Conn) -> list[MealLog]:
             rows = conn.execute(
-                f"SELECT {MEAL_COLUMNS} FROM meal_logs "
-                "WHERE status = 'pending' OR (status = 'processing' "
-                "AND (claimed_until IS NULL OR claimed_until < now())) "
-                "ORDER BY created_at, id"
+                f"SELECT {MEAL_COLUMNS} FROM meal_logs WHERE {_CLAIMABLE} ORDER BY created_at, id",
+                {"node": self.node_id},
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 
@@ -333,6 +341,18 @@ class PostgresStore:
                 "SELECT last_seq FROM user_seq WHERE user_id = %s", (user_id,)
             ).fetchone()
             return int(row[0]) if row else 0
+
+        return await self._run(select)
+
+    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """One statement however many users: the ids travel as one text[] parameter."""
+        ids = list(user_ids)
+
+        def select(conn: Conn) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT user_id, last_seq FROM user_seq WHERE user_id = ANY(%s)", (ids,)
+            ).fetchall()
+            return {user_id: int(last_seq) for user_id, last_seq in rows}
 
         return await self._run(select)
 

@@ -1,13 +1,14 @@
 """The embedded store: one SQLite file in WAL mode, called through `trio.to_thread`.
 
-sqlite3 is blocking, so every call runs in a worker thread; a CapacityLimiter of one makes this
-the single writer SQLite wants, and keeps the one connection from being used by two threads.
+sqlite3 is blocking, so every call runs in a worker thread. Writes share one connection behind
+a CapacityLimiter of one (the single writer SQLite wants); reads use their own connections, and
+WAL checkpoints run in the background (`sqlite_checkpoint`), so neither waits behind a write.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -27,9 +28,15 @@ from .rows import (
     pending_meal,
     same_request,
 )
+from .sqlite_checkpoint import CHECKPOINT_INTERVAL, WAL_RESTART_BYTES, Checkpointer
 from .store import NewMealLog, Outcome, StoreUnavailable
+from .store_trace import CallTimer
 
 T = TypeVar("T")
+
+# Reader connections: reads run in parallel threads, and two cover this workload's reads
+# (resume pages, welcome seqs, GETs) on a 2-core host; more only hold file descriptors.
+READERS = 2
 
 SCHEMA_VERSION = 1
 MIGRATIONS: dict[int, str] = {
@@ -92,11 +99,40 @@ def migrate(db: sqlite3.Connection) -> None:
             raise
 
 
+def _open_reader(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute("PRAGMA query_only=1")  # a reader that tried to write would bypass the writer
+    return db
+
+
 class SqliteStore:
-    def __init__(self, path: str | Path) -> None:
+    """One writer connection (and thread), a few reader connections, a background checkpointer.
+
+    Why three parts: SQLite has one writer at a time, so writes share one connection in one
+    thread; in WAL mode readers see the last commit without waiting for the writer, so reads
+    (history, welcome seqs, GETs, /healthz) get their own connections and never queue behind a
+    slow write; and the WAL checkpoint's fsyncs run on their own connection (`Checkpointer`,
+    started by `run`), never inside a commit.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        readers: int = READERS,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        wal_restart_bytes: int = WAL_RESTART_BYTES,
+    ) -> None:
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
-        self._limiter = trio.CapacityLimiter(1)  # one thread at a time uses the connection
+        self._limiter = trio.CapacityLimiter(1)  # one thread at a time uses the writer
+        self._readers = readers
+        self._idle_readers: list[sqlite3.Connection] = []
+        self._read_limiter = trio.CapacityLimiter(readers)  # one token per reader connection
+        self.checkpointer = Checkpointer(
+            self.path, self._limiter, interval=checkpoint_interval, restart_bytes=wal_restart_bytes
+        )
 
     async def open(self) -> None:
         await trio.to_thread.run_sync(self._open_sync)
@@ -108,30 +144,74 @@ class SqliteStore:
         db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL mode
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints are the Checkpointer's (run), not the commit that crosses 1,000 pages.
+        db.execute("PRAGMA wal_autocheckpoint=0")
         migrate(db)
+        self._idle_readers = [_open_reader(self.path) for _ in range(self._readers)]
         self._db = db
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background upkeep while the store is open: the WAL checkpoints. Until cancelled."""
+        await self.checkpointer.run(task_status=task_status)
 
     async def close(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
+            readers, self._idle_readers = self._idle_readers, []
+            for reader in readers:
+                reader.close()
+            # The last connection to close checkpoints the WAL into the database.
             await trio.to_thread.run_sync(db.close, limiter=self._limiter)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], kind: str = "call") -> T:
+        """A write (or a read that must see this node's own uncommitted order): the writer."""
         db = self._db
         if db is None:
             raise StoreUnavailable("the store is not open")
+        timer = CallTimer(kind)
 
         def call() -> T:
+            timer.start()
             try:
                 return fn(db)
             except sqlite3.OperationalError as error:
                 raise StoreUnavailable(str(error)) from error
+            finally:
+                timer.stop()
 
-        return await trio.to_thread.run_sync(call, limiter=self._limiter)
+        try:
+            return await trio.to_thread.run_sync(call, limiter=self._limiter)
+        finally:
+            timer.report()
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], kind: str) -> T:
+        """A read on a reader connection: sees the last commit, never waits for the writer."""
+        if self._db is None:
+            raise StoreUnavailable("the store is not open")
+        timer = CallTimer(kind)
+        try:
+            async with self._read_limiter:
+                db = self._idle_readers.pop()
+                try:
+
+                    def call() -> T:
+                        timer.start()
+                        try:
+                            return fn(db)
+                        except sqlite3.OperationalError as error:
+                            raise StoreUnavailable(str(error)) from error
+                        finally:
+                            timer.stop()
+
+                    return await trio.to_thread.run_sync(call)
+                finally:
+                    self._idle_readers.append(db)
+        finally:
+            timer.report()
 
     async def healthy(self) -> bool:
         try:
-            return await self._run(lambda db: db.execute("SELECT 1").fetchone() == (1,))
+            return await self._read(lambda db: db.execute("SELECT 1").fetchone() == (1,), "healthy")
         except StoreUnavailable:
             return False
 
@@ -152,7 +232,7 @@ class SqliteStore:
             )
             return meal, True
 
-        return await self._run(insert)
+        return await self._run(insert, "create")
 
     async def get_meal_log(self, user_id: str, meal_log_id: str) -> MealLog | None:
         def select(db: sqlite3.Connection) -> MealLog | None:
@@ -162,7 +242,7 @@ class SqliteStore:
             ).fetchone()
             return meal_from_row(row) if row else None
 
-        return await self._run(select)
+        return await self._read(select, "get")
 
     async def list_meal_logs(
         self, user_id: str, updated_since: datetime | None, limit: int
@@ -177,7 +257,7 @@ class SqliteStore:
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 
-        return await self._run(select)
+        return await self._read(select, "list")
 
     async def mark_processing(self, meal_log_id: str) -> MealLog | None:
         def update(db: sqlite3.Connection) -> MealLog | None:
@@ -188,7 +268,7 @@ class SqliteStore:
             ).fetchone()
             return meal_from_row(row) if row else None
 
-        return await self._run(update)
+        return await self._run(update, "mark_processing")
 
     async def finish_meal_log(
         self, meal_log_id: str, outcome: Outcome, history_limit: int
@@ -203,7 +283,7 @@ class SqliteStore:
             db.execute("COMMIT")
             return result
 
-        return await self._run(finish)
+        return await self._run(finish, "finish")
 
     async def unfinished_meal_logs(self) -> list[MealLog]:
         def select(db: sqlite3.Connection) -> list[MealLog]:
@@ -213,7 +293,7 @@ class SqliteStore:
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 
-        return await self._run(select)
+        return await self._read(select, "unfinished")
 
     async def latest_seq(self, user_id: str) -> int:
         def select(db: sqlite3.Connection) -> int:
@@ -222,28 +302,50 @@ class SqliteStore:
             ).fetchone()
             return row[0] if row else 0
 
-        return await self._run(select)
+        return await self._read(select, "latest_seq")
+
+    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """One statement however many users: the ids travel as one JSON array parameter."""
+        ids = orjson.dumps(list(user_ids)).decode()
+
+        def select(db: sqlite3.Connection) -> dict[str, int]:
+            rows = db.execute(
+                "SELECT user_id, last_seq FROM user_seq "
+                "WHERE user_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+            return {user_id: last_seq for user_id, last_seq in rows}
+
+        return await self._read(select, "latest_seqs")
 
     async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage:
         def select(db: sqlite3.Connection) -> HistoryPage:
-            latest_row = db.execute(
-                "SELECT last_seq FROM user_seq WHERE user_id = ?", (user_id,)
-            ).fetchone()
-            oldest_row = db.execute(
-                "SELECT MIN(seq) FROM notifications WHERE user_id = ?", (user_id,)
-            ).fetchone()
-            rows = db.execute(
-                "SELECT seq, type, event_id, created_at, data FROM notifications "
-                "WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (user_id, after_seq, limit),
-            ).fetchall()
-            return HistoryPage(
-                items=tuple(note_from_row(user_id, row) for row in rows),
-                latest=latest_row[0] if latest_row else 0,
-                oldest=oldest_row[0] if oldest_row else None,
-            )
+            db.execute("BEGIN")  # one snapshot for the page, the newest and the oldest seq
+            try:
+                return _history_page(db, user_id, after_seq, limit)
+            finally:
+                db.execute("COMMIT")
 
-        return await self._run(select)
+        return await self._read(select, "since")
+
+
+def _history_page(db: sqlite3.Connection, user_id: str, after_seq: int, limit: int) -> HistoryPage:
+    latest_row = db.execute(
+        "SELECT last_seq FROM user_seq WHERE user_id = ?", (user_id,)
+    ).fetchone()
+    oldest_row = db.execute(
+        "SELECT MIN(seq) FROM notifications WHERE user_id = ?", (user_id,)
+    ).fetchone()
+    rows = db.execute(
+        "SELECT seq, type, event_id, created_at, data FROM notifications "
+        "WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (user_id, after_seq, limit),
+    ).fetchall()
+    return HistoryPage(
+        items=tuple(note_from_row(user_id, row) for row in rows),
+        latest=latest_row[0] if latest_row else 0,
+        oldest=oldest_row[0] if oldest_row else None,
+    )
 
 
 def _finish_in_transaction(
@@ -251,7 +353,7 @@ def _finish_in_transaction(
 ) -> tuple[MealLog, Notification]:
     row = db.execute(
         "UPDATE meal_logs SET status = ?, items = ?, totals = ?, error = ?, updated_at = ? "
-        f"WHERE id = ? RETURNING {MEAL_COLUMNS}",
+        f"WHERE id = ? AND status IN ('pending', 'processing') RETURNING {MEAL_COLUMNS}",
         (
             outcome.status,
             orjson.dumps(list(outcome.items)).decode(),
@@ -261,8 +363,8 @@ def _finish_in_transaction(
             meal_log_id,
         ),
     ).fetchone()
-    if row is None:
-        raise LookupError(f"meal log {meal_log_id} does not exist")
+    if row is None:  # a retried save whose first attempt did commit ends here: no second seq
+        raise LookupError(f"meal log {meal_log_id} does not exist or is finished")
     meal = meal_from_row(row)
     seq = db.execute(
         "INSERT INTO user_seq (user_id, last_seq) VALUES (?, 1) "

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
+import trio
 
 from ..notification import Notification
 from ..realtime.history import HistoryPage
@@ -52,6 +54,10 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background upkeep while open (SQLite: WAL checkpoints), until cancelled."""
+        ...
+
     async def healthy(self) -> bool: ...
 
     async def create_meal_log(self, new: NewMealLog) -> tuple[MealLog, bool]:
@@ -75,6 +81,10 @@ class Store(Protocol):
     async def unfinished_meal_logs(self) -> list[MealLog]: ...
 
     async def latest_seq(self, user_id: str) -> int: ...
+
+    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """Each user's newest seq in one query (users with none are left out)."""
+        ...
 
     async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage: ...
 

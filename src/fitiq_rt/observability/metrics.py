@@ -67,6 +67,17 @@ class Metrics:
         )
         self._undelivered: dict[str, int] = {}  # user -> queued since the user's last replay
         self.queued_undelivered.set_function(lambda: sum(self._undelivered.values()))
+        self.position_check_seconds = Histogram(
+            "fitiq_position_check_seconds",
+            "One position check pass: the newest seqs of every local user read and compared",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
+        self.position_catch_ups = Counter(
+            "fitiq_position_catch_ups",
+            "Sockets the position check found behind the store and caught up",
+            registry=r,
+        )
         self.http_requests = Counter(
             "fitiq_http_requests", "HTTP requests by status class", ["status"], registry=r
         )

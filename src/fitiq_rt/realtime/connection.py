@@ -6,6 +6,8 @@ the first rule wins, so the disconnect log always names what really ended the so
 
 from __future__ import annotations
 
+import math
+
 import attrs
 import trio
 
@@ -65,6 +67,13 @@ class Connection:
     ended_at: float = 0.0  # trio clock
     discard_queue: bool = False  # a slow consumer's queue is not worth draining
     pending_resumes: list[PendingResume] = attrs.field(factory=list)  # not yet answered
+    # The token: its exp (epoch seconds, for frames), the same moment on the trio clock (the
+    # 4001 deadline), whether `token_expiring` went out for it, and the timer task's sleep,
+    # which a refresh cuts short so the new deadlines take effect at once.
+    expires_at: float = 0.0
+    token_deadline: float = math.inf
+    warned: bool = False
+    timer_sleep: trio.CancelScope | None = None
 
     @classmethod
     def open(
@@ -118,6 +127,18 @@ class Connection:
         for scope in self.scopes:
             scope.cancel()
         self.send_channel.close()  # the writer's loop ends once the queue is drained
+
+    def move_expiry(self, expires_at: float, wall_now: float) -> None:
+        """Live until `expires_at` (epoch seconds): at connect, and again on each refresh.
+
+        The 4001 deadline and the `token_expiring` warning follow it; the timer task wakes now
+        to take the new deadlines.
+        """
+        self.expires_at = expires_at
+        self.token_deadline = trio.current_time() + (expires_at - wall_now)
+        self.warned = False
+        if self.timer_sleep is not None:
+            self.timer_sleep.cancel()
 
     def task_scope(self) -> trio.CancelScope:
         """A cancel scope for the reader or the timers; `end()` cancels them."""

@@ -5,6 +5,7 @@ The store implements this; unit tests use `MemoryHistory`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import attrs
@@ -42,6 +43,9 @@ class MemoryHistory:
 
     async def latest_seq(self, user_id: str) -> int:
         return self._latest.get(user_id, 0)
+
+    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
+        return {user_id: self._latest[user_id] for user_id in user_ids if user_id in self._latest}
 
     async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage:
         kept = self._by_user.get(user_id, [])

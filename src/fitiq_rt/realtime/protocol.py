@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 import orjson
 
-from ..clock import rfc3339
+from ..clock import rfc3339, rfc3339_from_epoch
 
 MAX_SEQ = 2**53  # the largest integer every JSON client (Swift's Double too) reads exactly
 
@@ -37,12 +37,20 @@ class ClientResume:
 
 
 @attrs.frozen
+class ClientRefresh:
+    token: str = attrs.field(repr=False)  # never in a log line
+
+
+@attrs.frozen
 class ErrorReply:
-    code: str  # invalid_json | invalid_message | unknown_type
+    # invalid_json | invalid_message | unknown_type | invalid_token | token_user_mismatch
+    code: str
     message: str
 
 
-ClientMessage = ClientPing | ClientPong | ClientAck | ClientResume
+ClientMessage = ClientPing | ClientPong | ClientAck | ClientResume | ClientRefresh
+
+MAX_TOKEN_CHARS = 8192  # far above any JWT the server issues; the frame limit bounds it anyway
 
 _PING = ClientPing()
 _PONG = ClientPong()
@@ -76,6 +84,11 @@ def parse_client_message(text: str) -> ClientMessage | ErrorReply:
     if kind == "resume":
         last_seq = _seq_field(payload, "last_seq")
         return last_seq if isinstance(last_seq, ErrorReply) else ClientResume(last_seq)
+    if kind == "refresh":
+        token = payload.get("token")
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
+            return ErrorReply("invalid_message", "refresh needs a string field 'token'")
+        return ClientRefresh(token)
     return ErrorReply("unknown_type", f"unknown message type {kind[:64]!r}")
 
 
@@ -108,6 +121,14 @@ def pong_frame() -> str:
 
 def error_frame(error: ErrorReply) -> str:
     return dumps({"type": "error", "code": error.code, "message": error.message})
+
+
+def refreshed_frame(expires_at: float) -> str:
+    return dumps({"type": "refreshed", "expires_at": rfc3339_from_epoch(expires_at)})
+
+
+def token_expiring_frame(expires_at: float) -> str:
+    return dumps({"type": "token_expiring", "expires_at": rfc3339_from_epoch(expires_at)})
 
 
 def resumed_frame(replayed: int, complete: bool) -> str:

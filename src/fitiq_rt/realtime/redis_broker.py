@@ -35,13 +35,13 @@ from coredis.retry import NoRetryPolicy
 from ..logconfig import get_logger
 from ..meals.store import Store
 from ..notification import Notification
+from .positions import behind, hand_newest, latest_for_local_users
 from .registry import Registry
 
 log = get_logger("fitiq_rt.broker")
 
 CHANNEL_PREFIX = "fitiq:user:"
 SUBSCRIBE_BATCH = 500  # channels per SUBSCRIBE command
-CATCH_UP_CONCURRENCY = 8  # store queries in flight while catching sockets up
 
 
 def channel_for(user_id: str) -> str:
@@ -209,43 +209,19 @@ class RedisBroker:
         await self._republish()
 
     async def _catch_up(self, users: Iterable[str]) -> None:
-        limiter = trio.CapacityLimiter(CATCH_UP_CONCURRENCY)
-        delivered = 0
+        """Hand sockets behind the store the user's newest notification (see positions.py).
 
-        async def one(user_id: str) -> None:
-            nonlocal delivered
-            async with limiter:
-                delivered += await self._catch_up_user(user_id)
-
-        async with trio.open_nursery() as nursery:
-            for user_id in users:
-                nursery.start_soon(one, user_id)
+        A socket not yet welcomed is safe too: its replay was queued when it registered and
+        its writer sends the welcome first, so this item can only queue behind them.
+        """
+        try:
+            latest = await latest_for_local_users(self.registry, self.store, users)
+            delivered = await hand_newest(self.registry, self.store, behind(self.registry, latest))
+        except Exception as error:  # the store is down: the position check covers it later
+            log.warning("broker.catch_up_failed", error=_describe(error))
+            return
         if delivered:
             log.info("broker.caught_up", sockets=delivered)
-
-    async def _catch_up_user(self, user_id: str) -> int:
-        """Hand the user's newest stored notification to sockets that are behind it.
-
-        One item per socket, whatever was missed: the writer sends the gap from the store, in
-        order, before it. Queueing every missed notification instead could overflow the socket's
-        queue after a long outage and close it as a slow consumer.
-        """
-        # A socket not yet welcomed is safe too: its replay was queued when it registered and
-        # its writer sends the welcome first, so this item can only queue behind them.
-        conns = self.registry.connections_of(user_id)
-        if not conns:
-            return 0
-        try:
-            latest = await self.store.latest_seq(user_id)
-            if latest <= min(conn.sent_top for conn in conns):
-                return 0
-            page = await self.store.since(user_id, latest - 1, 1)
-        except Exception as error:  # the store is down: the sockets' next resume covers it
-            log.warning("broker.catch_up_failed", user_id=user_id, error=_describe(error))
-            return 0
-        if not page.items:
-            return 0
-        return self.registry.deliver(user_id, page.items[-1])
 
     async def _republish(self) -> None:
         """Publish again, per user, the newest notification that failed to go out."""

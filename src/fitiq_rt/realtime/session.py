@@ -10,11 +10,13 @@ the rule from `closing` that ended it; the writer then sends the close frame tha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import attrs
 import trio
 
+from ..auth import AuthError, Identity
 from ..logconfig import get_logger
 from ..notification import Notification
 from ..observability.metrics import Metrics
@@ -33,13 +35,16 @@ from .history import History
 from .protocol import (
     ClientAck,
     ClientPing,
+    ClientRefresh,
     ClientResume,
     ErrorReply,
     error_frame,
     parse_client_message,
     ping_frame,
     pong_frame,
+    refreshed_frame,
     resumed_frame,
+    token_expiring_frame,
     welcome_frame,
 )
 from .registry import Registry
@@ -62,6 +67,7 @@ class SessionConfig:
     max_messages_per_second: float
     history_limit: int
     close_timeout: float  # also bounds sending what was queued when the close was decided
+    token_warning: float = 60.0  # `token_expiring` this long before the socket's expiry
 
 
 @attrs.frozen
@@ -71,6 +77,7 @@ class SessionDeps:
     history: History
     metrics: Metrics
     wall_clock: Callable[[], float]
+    verify_token: Callable[[str], Identity]  # a refresh's token; raises AuthError
 
 
 async def run_session(
@@ -102,10 +109,10 @@ async def run_session(
         # queues behind the replay, never ahead of it (the writer sends the welcome first).
         conn.offer(ReplayRequest(resume_from))
     config = deps.config
-    token_deadline = trio.current_time() + (expires_at - deps.wall_clock())
+    conn.move_expiry(expires_at, deps.wall_clock())
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_writer, conn, transport, deps)
-        nursery.start_soon(_timers, conn, config.ping_interval, config.idle_timeout, token_deadline)
+        nursery.start_soon(_timers, conn, config)
         try:
             # The reader and the timers each run in a scope `end()` cancels, and an error in
             # either ends the session, not the server (no wrapper coroutine: a frame less per
@@ -191,10 +198,10 @@ async def _reader(conn: Connection, transport: Transport, deps: SessionDeps) -> 
         if not isinstance(message, str):
             conn.end(UNSUPPORTED_DATA)
             return
-        _handle_message(conn, message)
+        _handle_message(conn, message, deps)
 
 
-def _handle_message(conn: Connection, text: str) -> None:
+def _handle_message(conn: Connection, text: str, deps: SessionDeps) -> None:
     parsed = parse_client_message(text)
     if isinstance(parsed, ClientPing):
         log.debug("ws.ping_received", user_id=conn.user_id, connection_id=conn.connection_id)
@@ -204,11 +211,34 @@ def _handle_message(conn: Connection, text: str) -> None:
         pending = PendingResume(parsed.last_seq)
         conn.pending_resumes.append(pending)
         conn.offer(pending)
+    elif isinstance(parsed, ClientRefresh):
+        conn.offer(_refresh(conn, parsed.token, deps))
     elif isinstance(parsed, ErrorReply):
         conn.offer(error_frame(parsed))
     elif isinstance(parsed, ClientAck):
         pass  # acknowledgements need no answer; resume is driven by the client's last_seq
     # ClientPong: refreshing last_seen (done by the reader) is all it is for
+
+
+def _refresh(conn: Connection, token: str, deps: SessionDeps) -> str:
+    """Move the socket's expiry to a fresh token's `exp`; the answer frame either way.
+
+    A bad token, or one of another user, changes nothing: the socket keeps its old expiry.
+    """
+    try:
+        identity = deps.verify_token(token)
+    except AuthError as refused:
+        return error_frame(ErrorReply("invalid_token", refused.message))
+    if identity.user_id != conn.user_id:
+        return error_frame(ErrorReply("token_user_mismatch", "the token belongs to another user"))
+    conn.move_expiry(identity.expires_at, deps.wall_clock())
+    log.info(
+        "ws.token_refreshed",
+        user_id=conn.user_id,
+        connection_id=conn.connection_id,
+        expires_in_seconds=round(identity.expires_at - deps.wall_clock(), 3),
+    )
+    return refreshed_frame(identity.expires_at)
 
 
 async def _writer(conn: Connection, transport: Transport, deps: SessionDeps) -> None:
@@ -341,23 +371,29 @@ async def _answer_resume(
     )
 
 
-async def _timers(
-    conn: Connection, interval: float, idle_timeout: float, token_deadline: float
-) -> None:
+async def _timers(conn: Connection, config: SessionConfig) -> None:
     """The pinger, the idle watchdog and the token timer in one task (one wake-up per event).
 
     Pings leave at exactly k * interval after the session started; a socket silent for
-    idle_timeout is closed 4008 (`ws.stale` first); a socket never outlives its token (4001).
+    idle_timeout is closed 4008 (`ws.stale` first); `token_expiring` goes out once,
+    token_warning seconds before the expiry (at once if the token is shorter than that), and a
+    socket never outlives its token (4001). A refresh moves the expiry and wakes this task.
     One task instead of three keeps an idle socket's memory and scheduling cost down.
     """
+    interval, idle_timeout = config.ping_interval, config.idle_timeout
     with conn.task_scope():
         try:
             beat = 1
             while True:
                 now = trio.current_time()
-                if now >= token_deadline:
+                if now >= conn.token_deadline:
                     conn.end(TOKEN_EXPIRED)
                     return
+                warn_at = math.inf if conn.warned else conn.token_deadline - config.token_warning
+                if now >= warn_at:
+                    conn.warned = True
+                    conn.offer(token_expiring_frame(conn.expires_at))
+                    continue
                 idle_deadline = conn.last_seen + idle_timeout
                 if now >= idle_deadline:
                     log.info(
@@ -375,7 +411,9 @@ async def _timers(
                     continue
                 # A bare scope around sleep_forever: sleep_until's own frame and scope would
                 # stay allocated for as long as an idle socket waits.
-                with trio.CancelScope(deadline=min(next_ping, idle_deadline, token_deadline)):
+                wake = min(next_ping, idle_deadline, conn.token_deadline, warn_at)
+                with trio.CancelScope(deadline=wake) as conn.timer_sleep:
                     await trio.sleep_forever()
+                conn.timer_sleep = None
         except Exception as exc:
             _record_error(conn, exc)

@@ -1,0 +1,129 @@
+"""Catching open sockets up with the store: the fan-out is never the only way a seq arrives.
+
+A notification is committed before it is published, but the publish can still be lost: the node
+that committed it dies before publishing, or the broker is down and the other nodes never hear
+of it. Each socket knows the newest seq it covered (`Connection.sent_top`), so comparing that with
+the store's newest seq per user finds every such gap, and handing the socket the user's newest
+notification is enough to close it: the writer sends what lies between from the store, in
+order, and skips what it already sent.
+
+`PositionCheck` does this every `interval` for every local socket with one query per pass, which
+gives the guarantee the README states: while the store answers, every stored notification
+reaches every open socket of its user within `interval + POSITION_GRACE` seconds (plus the read
+that fills the gap), whichever node stored it and whatever happened to its publish. The Redis
+broker uses the same steps after it reconnects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+import trio
+
+from ..logconfig import get_logger
+from ..observability.metrics import Metrics
+from .connection import Connection
+from .history import HistoryPage
+from .registry import Registry
+
+log = get_logger("fitiq_rt.positions")
+
+# Seconds a socket found behind is given before it is caught up: a publish in flight when the
+# store was read (milliseconds, normally) lands meanwhile, so only a real gap costs a read.
+POSITION_GRACE = 1.0
+
+
+class SeqStore(Protocol):
+    async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]: ...
+
+    async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage: ...
+
+
+def behind(registry: Registry, latest: Mapping[str, int]) -> dict[str, int]:
+    """The users (with their newest seq) that have a live local socket short of that seq."""
+    return {
+        user_id: seq
+        for user_id, seq in latest.items()
+        if any(_short_of(conn, seq) for conn in registry.connections_of(user_id))
+    }
+
+
+def _short_of(conn: Connection, seq: int) -> bool:
+    return conn.sent_top < seq and conn.end_reason is None
+
+
+async def latest_for_local_users(
+    registry: Registry, store: SeqStore, users: Iterable[str]
+) -> dict[str, int]:
+    """The store's newest seq for each of `users` that still has a local socket: one query."""
+    local = [user_id for user_id in users if registry.count_for_user(user_id)]
+    return await store.latest_seqs(local) if local else {}
+
+
+async def hand_newest(registry: Registry, store: SeqStore, targets: Mapping[str, int]) -> int:
+    """Give each user's sockets the notification with the given seq; returns the sockets reached.
+
+    One item per socket whatever it missed: the writer fills the gap before it. Queueing every
+    missed notification instead could overflow a socket's queue after a long outage.
+    """
+    reached = 0
+    for user_id, seq in targets.items():
+        page = await store.since(user_id, seq - 1, 1)
+        if page.items:
+            reached += registry.deliver(user_id, page.items[-1])
+    return reached
+
+
+class PositionCheck:
+    """Every `interval`, find the local sockets behind the store and catch them up."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: SeqStore,
+        metrics: Metrics,
+        interval: float,
+        grace: float = POSITION_GRACE,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.metrics = metrics
+        self.interval = interval
+        self.grace = grace
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(self.interval)
+            try:
+                await self.check()
+            except Exception as error:  # the store is down: the next pass tries again
+                log.warning("position_check.failed", error=str(error)[:300])
+
+    async def check(self) -> int:
+        """One pass; returns how many sockets were found behind and caught up."""
+        started = time.perf_counter()
+        latest = await latest_for_local_users(self.registry, self.store, self.registry.users())
+        suspects = behind(self.registry, latest)
+        self.metrics.position_check_seconds.observe(time.perf_counter() - started)
+        if not suspects:
+            return 0
+        await trio.sleep(self.grace)
+        lagging = behind(self.registry, suspects)
+        sockets = 0
+        for user_id, seq in lagging.items():
+            for conn in self.registry.connections_of(user_id):
+                if _short_of(conn, seq):
+                    sockets += 1
+                    log.info(
+                        "ws.position_behind",
+                        user_id=user_id,
+                        connection_id=conn.connection_id,
+                        sent_seq=conn.sent_top,
+                        stored_seq=seq,
+                    )
+        await hand_newest(self.registry, self.store, lagging)
+        self.metrics.position_catch_ups.inc(sockets)
+        return sockets
