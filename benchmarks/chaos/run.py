@@ -158,7 +158,7 @@ async def _traffic(
         calm_bound=plan.calm_bound,
         fault_bound=plan.fault_bound,
     )
-    zero = min(w.start for w in faults.windows) if faults.windows else time.time()
+    zero = min((post.first_attempt for post in poster.posts), default=time.time())
     results["faults"] = [
         {
             "window": w.name,

@@ -10,11 +10,34 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import trio
 
 from ..launch import free_port
+
+
+@contextmanager
+def fresh_database(admin_url: str, prefix: str = "fitiq_test") -> Iterator[str]:
+    """Create `<prefix>_<random>` on the server of `admin_url`, yield its URL, drop it. Raises
+    when PostgreSQL is down.
+
+    From `template0` (measured here, create + drop in turn: 180-300 ms, against ~360 ms from the
+    default template1); empty, so the store's migrations create the schema, as in production.
+    `WITH (FORCE)` drops it even while a killed server's connection lingers.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class RedisProcess:

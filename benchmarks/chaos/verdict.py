@@ -121,7 +121,8 @@ def judge(
     store_gaps = sum(
         1 for seqs in per_user.values() if seqs != list(range(seqs[0], seqs[0] + len(seqs)))
     )
-    delivery = _judge_deliveries(listeners, per_user, windows)
+    zero = min((post.first_attempt for post in posts), default=0.0)
+    delivery = _judge_deliveries(listeners, per_user, windows, zero)
     return {
         "posts": {
             "sent": len(posts),
@@ -161,12 +162,13 @@ def judge(
 
 
 def _judge_deliveries(
-    listeners: list[Listener], per_user: dict[str, list[int]], windows: list[Window]
+    listeners: list[Listener], per_user: dict[str, list[int]], windows: list[Window], zero: float
 ) -> dict[str, Any]:
     """Per device: the handed-over stream against the store; per socket: the frames it got."""
     expected = delivered = missing = duplicates = out_of_order = 0
     raw_repeats = raw_gaps = connections = 0
     delays: dict[str, list[float]] = defaultdict(list)
+    slowest: list[tuple[float, dict[str, Any]]] = []
     last_delivery: dict[tuple[str, int], float] = {}
     for listener in listeners:
         for d in listener.deliveries:
@@ -184,7 +186,20 @@ def _judge_deliveries(
         for d in listener.deliveries:
             created = epoch(d.created_at)
             window = window_of(created, last_delivery[(listener.user, d.seq)], windows)
-            delays[window].append((d.received_at - created) * 1000)
+            delay_ms = (d.received_at - created) * 1000
+            delays[window].append(delay_ms)
+            slowest.append(
+                (
+                    delay_ms,
+                    {
+                        "device": listener.name,
+                        "seq": d.seq,
+                        "delay_ms": round(delay_ms, 1),
+                        "stored_s": round(created - zero, 3),
+                        "window": window,
+                    },
+                )
+            )
         for conn in listener.connections:
             connections += 1
             top = conn.requested or 0
@@ -208,4 +223,28 @@ def _judge_deliveries(
         "socket_gaps": raw_gaps,
         "delay_ms": summarize_ms(every),
         "delay_ms_by_window": {name: summarize_ms(samples) for name, samples in delays.items()},
+        "slowest": [entry for _, entry in sorted(slowest, key=lambda x: -x[0])[:10]],
     }
+
+
+def broken_promises(results: dict[str, Any]) -> list[str]:
+    """Each promise the run saw broken, in one line each (empty: the run held them all)."""
+    posts, meals = results["posts"], results["meal_logs"]
+    notes, delivery = results["notifications"], results["delivery"]
+    broken = []
+    if posts["not_accepted"]:
+        broken.append(f"{posts['not_accepted']} posts never accepted")
+    if meals["unfinished_count"]:
+        broken.append(f"{meals['unfinished_count']} accepted meal logs never finished")
+    if meals["late_count"]:
+        broken.append(f"{meals['late_count']} meal logs finished after their bound")
+    for key in ("meal_logs_without", "meal_logs_with_several", "users_with_seq_gaps"):
+        if notes[key]:
+            broken.append(f"notifications: {key.replace('_', ' ')}: {notes[key]}")
+    for key in ("missing", "duplicates", "out_of_order", "socket_repeats", "socket_gaps"):
+        if delivery[key]:
+            broken.append(f"delivery: {key.replace('_', ' ')}: {delivery[key]}")
+    open_after = {node: n for node, n in results["registry_after"].items() if n != 0}
+    if open_after:
+        broken.append(f"registry not back to 0: {open_after}")
+    return broken
