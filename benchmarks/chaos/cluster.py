@@ -15,13 +15,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import trio
-import trio_websocket
 
 from ..launch import free_port
 from ..targets import REPO_ROOT
@@ -169,18 +167,6 @@ class Cluster:
             if node.serving:
                 return node
         return self.nodes[preferred % count]
-
-    def connector(self, preferred: int) -> Any:
-        """A ReferenceClient connector that goes through this load balancer."""
-
-        def connect(url: str) -> AbstractAsyncContextManager[Any]:
-            tail = url.split(WS_PATH, 1)[1]
-            node = self.pick(preferred)
-            return trio_websocket.open_websocket_url(
-                node.ws_base + tail, connect_timeout=5, disconnect_timeout=2
-            )
-
-        return connect
 
     async def start_all(self) -> None:
         async with trio.open_nursery() as nursery:  # both migrate at once: the lock decides

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,6 @@ async def run_chaos(
     database_url: str,
     *,
     progress: bool = False,
-    on_nodes: Callable[[list[Node]], None] | None = None,
 ) -> dict[str, Any]:
     """Run `plan` against a fresh, empty database at `database_url`; the record's results."""
     secret = generate_secret()
@@ -85,8 +85,6 @@ async def run_chaos(
             }
             nodes = [Node(chr(ord("a") + i), workdir / f"node-{i}", env) for i in range(plan.nodes)]
             cluster = Cluster(nodes)
-            if on_nodes is not None:
-                on_nodes(nodes)
             try:
                 await cluster.start_all()
                 results = await _traffic(
@@ -97,17 +95,7 @@ async def run_chaos(
             services.cancel_scope.cancel()
     finally:
         redis.kill()
-    results["nodes"] = {
-        node.name: {
-            "incarnations": len(node.incarnations),
-            "exit_code": exits[node.name],
-            "error_events": [
-                e.get("event") for e in node.events() if e.get("level") in ("error", "critical")
-            ],
-            "logs": [str(path) for path in node.incarnations],
-        }
-        for node in nodes
-    }
+    results["nodes"] = {node.name: _node_summary(node, exits[node.name]) for node in nodes}
     return results
 
 
@@ -172,6 +160,34 @@ async def _traffic(
     results["drain_seconds"] = round(drained_s, 3)
     results["registry_after"] = registry
     return results
+
+
+# What each node did about the faults, from its log (docs/deploy.md, "Faults and what the nodes do")
+FAULT_EVENTS = (
+    "broker.disconnected",
+    "broker.reconnected",
+    "broker.caught_up",
+    "dispatcher.save_retry",
+    "dispatcher.recovered",
+    "store.claims_released",
+    "ws.position_behind",
+    "ws.resumed",
+)
+
+
+def _node_summary(node: Node, exit_code: int | None) -> dict[str, Any]:
+    events = node.events()
+    return {
+        "incarnations": len(node.incarnations),
+        "exit_code": exit_code,
+        "errors": [
+            {k: e.get(k) for k in ("event", "error", "timestamp") if k in e}
+            for e in events
+            if e.get("level") in ("error", "critical")
+        ][:20],
+        "fault_events": dict(Counter(e["event"] for e in events if e.get("event") in FAULT_EVENTS)),
+        "logs": [str(path) for path in node.incarnations],
+    }
 
 
 def _all_delivered(listeners: list[Listener], poster: Poster) -> bool:
