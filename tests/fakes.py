@@ -167,6 +167,7 @@ class Harness:
         resume_from: int | None = None,
     ) -> None:
         expires_at = WALL_START + trio.current_time() + token_ttl
+        self.registry.add(conn)  # what the handshake's Registry.try_add does
         await run_session(
             conn, transport, self.deps, expires_at=expires_at, resume_from=resume_from
         )

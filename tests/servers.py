@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import orjson
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.chaos import services
 from fitiq_rt.app import Services, build_services
@@ -76,6 +78,17 @@ class InProcessServer:
             params = {"token": token, **params}
         tail = "&".join(f"{k}={v}" for k, v in params.items())
         return f"ws://127.0.0.1:{self.port}/ws/meal-logs" + (f"?{tail}" if tail else "")
+
+
+async def scraped(server: InProcessServer, sample: str, **labels: str) -> float:
+    """One sample of the server's `GET /metrics`, read as Prometheus reads it (0 if absent)."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(server.url("/metrics"))).text
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == sample and found.labels == labels:
+                return float(found.value)
+    return 0.0
 
 
 async def start_in_process(

@@ -94,7 +94,7 @@ async def _measure(params: dict[str, Any], workdir: Path) -> list[float]:
     registry = Registry()
     for i in range(params["sockets"]):
         conn = Connection.open(uuid.uuid4().hex, users[i % len(users)], None, 256, time.time())
-        conn.sent_base = conn.sent_top = 7  # what the welcome said: nobody is behind
+        conn.welcomed(7)  # what the welcome said: nobody is behind
         registry.add(conn)
     check = PositionCheck(registry, store, Metrics(), interval=10.0)
     try:

@@ -43,7 +43,7 @@ from .realtime.endpoint import (
 )
 from .realtime.history import CachedHistory, History, LatestSeqCache
 from .realtime.positions import PositionCheck
-from .realtime.registry import Registry
+from .realtime.registry import ConnectionLimits, Registry
 from .realtime.session import SessionConfig, SessionDeps
 from .schemas import MAX_BODY_BYTES
 
@@ -68,7 +68,17 @@ class Services:
     dispatcher: Dispatcher
     position_check: PositionCheck
     session_deps: SessionDeps
-    draining: bool = False
+    limits: ConnectionLimits
+    _draining: bool = attrs.field(default=False, init=False)
+
+    @property
+    def draining(self) -> bool:
+        """True once the node began its graceful stop: readiness 503, new sockets refused."""
+        return self._draining
+
+    def start_draining(self) -> None:
+        """One way only: a node that began to drain never takes new traffic again."""
+        self._draining = True
 
 
 def _make_fanout(settings: Settings, registry: Registry, store: Store) -> tuple[Broker, History]:
@@ -134,6 +144,11 @@ def build_services(
             registry, store, metrics, interval=settings.position_check_interval
         ),
         session_deps=deps,
+        limits=ConnectionLimits(
+            total=settings.max_connections,
+            per_user=settings.max_connections_per_user,
+            per_ip=settings.max_connections_per_ip,
+        ),
     )
 
 

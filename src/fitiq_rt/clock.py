@@ -15,7 +15,9 @@ def utc_now() -> datetime:
 
 
 def rfc3339(moment: datetime | None = None) -> str:
-    """RFC 3339 with milliseconds and a Z, the one timestamp format of the API."""
+    """RFC 3339 with milliseconds and a Z: the stamps of frames and notifications (`ts`,
+    `created_at`, `expires_at`). Meal-log fields are stored with microseconds instead
+    (`meals.model.stamp`), so that they sort and compare exactly as text."""
     moment = moment or utc_now()
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

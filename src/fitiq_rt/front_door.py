@@ -9,7 +9,7 @@ FITIQ_MAX_HEADER_BYTES (431 otherwise), whichever side it is routed to.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -24,6 +24,9 @@ from .realtime.endpoint import (
     serve_websocket,
 )
 from .realtime.ws_transport import RECEIVE_BYTES, ClosingWaits
+
+if TYPE_CHECKING:
+    from .app import Services
 
 log = get_logger("fitiq_rt.server")
 
@@ -73,7 +76,7 @@ def is_websocket_route(received: bytes) -> bool:
 class FrontDoor:
     """One per server: routes connections and tracks their closing handshakes."""
 
-    def __init__(self, services: Any, http: HttpHandoff) -> None:
+    def __init__(self, services: Services, http: HttpHandoff) -> None:
         self._services = services
         self._http = http
         self.closing = ClosingWaits()

@@ -23,7 +23,6 @@ MAX_IDEMPOTENCY_KEY = 255
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
 MAX_USER_ID = 128
-EARLIEST_YEAR = 1000  # see meals/api.py: earlier years would be stored as malformed stamps
 
 MealType = Literal[MEAL_TYPES]  # type: ignore[valid-type]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
@@ -50,10 +49,7 @@ class MealLogCreate(BaseModel):
     meal_type: MealType | None = None
     logged_at: datetime | None = Field(
         default=None,
-        description=(
-            f"RFC 3339 with a time zone offset, in the year {EARLIEST_YEAR} or later; "
-            "defaults to now."
-        ),
+        description=("RFC 3339 with a time zone offset; defaults to now."),
     )
 
 

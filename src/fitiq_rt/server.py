@@ -162,7 +162,7 @@ def begin_drain(services: Services, front_door: FrontDoor) -> int:
     Closing handshakes that were already waiting for a client end now: those clients had their
     close frame before the signal, and waiting out their FITIQ_CLOSE_TIMEOUT would hold the stop.
     """
-    services.draining = True
+    services.start_draining()
     front_door.closing.cut_all()
     return services.registry.close_all(SERVER_SHUTDOWN)
 

@@ -10,7 +10,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from tests.servers import start_in_process, token_for
+from tests.servers import scraped, start_in_process, token_for
 
 
 async def test_process_socket_cap_answers_503(
@@ -60,7 +60,7 @@ async def test_inbound_flood_is_closed_1008(
             while True:
                 await ws.get_message()
     assert closed.value.reason.code == 1008
-    assert server.services.metrics.ws_disconnects.labels("policy_violation")._value.get() == 1
+    assert await scraped(server, "fitiq_ws_disconnects_total", reason="policy_violation") == 1
 
 
 async def test_query_and_header_tokens_that_disagree_get_401(

@@ -19,7 +19,6 @@ import jsonschema
 import orjson
 import pytest
 import trio
-import yaml
 from trio_websocket import (
     ConnectionClosed,
     ConnectionRejected,
@@ -29,71 +28,18 @@ from trio_websocket import (
 
 from fitiq_rt.meals.store import StoreUnavailable
 from fitiq_rt.realtime import closing
+from tests.descriptions import (
+    ASYNCAPI,
+    CLIENT_SCHEMAS,
+    CLOSE_CODES,
+    REFUSALS,
+    SERVER_SCHEMAS,
+    WS_EXTRA,
+    validate,
+    validate_frame,
+)
 from tests.processors import ExplodingProcessor
-from tests.servers import REPO_ROOT, InProcessServer, start_in_process, token_for
-
-ASYNCAPI = yaml.safe_load((REPO_ROOT / "docs" / "asyncapi.yaml").read_text())
-WS_EXTRA = ASYNCAPI["channels"]["mealLogs"]
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def strict(schema: Any) -> Any:
-    """A copy where every object schema refuses properties it does not name."""
-    if isinstance(schema, list):
-        return [strict(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {key: strict(value) for key, value in schema.items()}
-    if "properties" in out and "additionalProperties" not in out:
-        out["additionalProperties"] = False
-    return out
-
-
-def validate(
-    instance: Any,
-    schema: dict[str, Any],
-    doc: dict[str, Any],
-    cls: type = jsonschema.Draft202012Validator,
-) -> None:
-    """Validate against `schema`, resolving `#/components/...` in `doc`, formats included."""
-    root = {**strict(schema), "components": strict(doc["components"])}
-    cls(root, format_checker=cls.FORMAT_CHECKER).validate(instance)
-
-
-def validate_frame(frame: dict[str, Any]) -> str:
-    """Validate a server frame against the AsyncAPI message of its `type`; return the type."""
-    kind = frame.get("type")
-    schema = SERVER_SCHEMAS.get(kind)
-    assert schema is not None, f"undocumented server frame type {kind!r}: {frame}"
-    validate(frame, schema, ASYNCAPI, jsonschema.Draft7Validator)
-    return kind
-
-
-def _message_schemas(direction: str) -> dict[str, dict[str, Any]]:
-    """`type` value → payload schema of every message going `direction` ("out" or "in").
-
-    Out: the messages of `send` operations and the replies of `receive` operations.
-    """
-    refs = []
-    for operation in ASYNCAPI["operations"].values():
-        if operation["action"] == ("send" if direction == "out" else "receive"):
-            refs += operation["messages"]
-        if direction == "out" and "reply" in operation:
-            refs += operation["reply"]["messages"]
-    out = {}
-    for ref in refs:
-        message = ASYNCAPI["components"]["messages"][ref["$ref"].rsplit("/", 1)[1]]
-        schema = ASYNCAPI["components"]["schemas"][message["payload"]["$ref"].rsplit("/", 1)[1]]
-        out[schema["properties"]["type"]["const"]] = schema
-    return out
-
-
-SERVER_SCHEMAS = _message_schemas("out")
-CLIENT_SCHEMAS = _message_schemas("in")
-CLOSE_CODES = {entry["code"] for entry in WS_EXTRA["x-close-codes"]}
-REFUSALS = {entry["status"]: entry["code"] for entry in WS_EXTRA["x-handshake-refusals"]}
+from tests.servers import InProcessServer, start_in_process, token_for
 
 
 class RestRecorder:
@@ -214,15 +160,14 @@ async def test_every_documented_rest_response_is_real_and_matches(
             url = path.replace("{meal_log_id}", meal_id)
             check(path, await http.request(method, url, headers={**auth, **pad}))
 
-        server.services.draining = True
-        draining = check("/healthz", await http.get("/healthz"))
-        assert (draining.status_code, draining.json()["ready"]) == (200, False)  # still alive
-        check("/readyz", await http.get("/readyz"))
-        server.services.draining = False
         store_down()
         check(CREATE, await http.post(CREATE, json={"raw_input": "egg"}, headers=auth))
         check(ONE, await http.get(f"/api/v1/meal-logs/{meal_id}", headers=auth))
         check(LIST, await http.get(LIST, headers=auth))
+        server.services.start_draining()  # what the first SIGTERM does; last, as it is for good
+        draining = check("/healthz", await http.get("/healthz"))
+        assert (draining.status_code, draining.json()["ready"]) == (200, False)  # still alive
+        check("/readyz", await http.get("/readyz"))
 
     assert rest.seen == rest.documented(), (
         f"documented but never seen: {sorted(rest.documented() - rest.seen)}"
@@ -447,16 +392,13 @@ async def test_handshake_refusals_are_documented(server: InProcessServer) -> Non
         open_websocket_url(url(token_for("zed"))),
     ):
         await refused(url(token_for("zed")))
-    server.services.draining = True
-    try:
-        await refused(url(token_for("zed")))
-    finally:
-        server.services.draining = False
     async with httpx.AsyncClient() as http:  # no upgrade at all
         plain = await http.get(server.url("/ws/meal-logs"), headers={"Connection": "close"})
     assert (plain.status_code, plain.headers["upgrade"]) == (426, "websocket")
     assert plain.json()["error"]["code"] == REFUSALS[426]
     seen.add(426)
+    server.services.start_draining()  # what the first SIGTERM does; last, as it is for good
+    await refused(url(token_for("zed")))
     assert seen == set(REFUSALS)
 
 

@@ -18,7 +18,7 @@ from trio_websocket import (
 )
 
 from fitiq_rt.client import Backoff, ReferenceClient, static_token
-from tests.servers import SubprocessServer, start_in_process, token_for
+from tests.servers import SubprocessServer, scraped, start_in_process, token_for
 
 
 def bearer(user: str) -> dict[str, str]:
@@ -57,7 +57,7 @@ async def test_offline_user_reconnects_with_last_seq_0_and_gets_1_to_5(
     assert welcome["last_seq"] == 5
     assert [f["seq"] for f in frames] == [1, 2, 3, 4, 5]
     assert resumed == {"type": "resumed", "replayed": 5, "complete": True}
-    assert server.services.metrics.notifications.labels("queued")._value.get() == 5
+    assert await scraped(server, "fitiq_notifications_total", outcome="queued") == 5
 
 
 async def test_per_user_cap_refuses_with_429_then_admits_after_a_close(
@@ -135,7 +135,7 @@ async def test_slow_consumer_is_closed_4029_while_the_other_socket_gets_everythi
                 if frame["type"] == "meal_log.completed":
                     received.append(frame["seq"])
     assert received == list(range(1, posted + 1))
-    assert server.services.metrics.ws_disconnects.labels("slow_consumer")._value.get() == 1
+    assert await scraped(server, "fitiq_ws_disconnects_total", reason="slow_consumer") == 1
     with pytest.raises(ConnectionClosed) as closed, trio.fail_after(10):
         while True:  # once it reads again it gets what was in flight, then the 4029 close
             await stalled.get_message()

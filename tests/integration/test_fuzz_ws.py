@@ -33,7 +33,7 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.test_api_descriptions import CLOSE_CODES, REFUSALS, validate_frame
+from tests.descriptions import CLOSE_CODES, REFUSALS, validate_frame
 from tests.rawws import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, RawClient, encode_frame
 from tests.servers import SubprocessServer, token_for
 

@@ -18,7 +18,7 @@ import trio
 from ..logconfig import get_logger
 from ..notifications import Notifier
 from ..observability.metrics import Metrics
-from .model import MealLog
+from .model import ZERO_TOTALS, MealLog
 from .processor import NothingRecognized, Processor
 from .store import Outcome, Store, StoreUnavailable
 
@@ -189,6 +189,6 @@ def _failed(message: str) -> Outcome:
     return Outcome(
         status="failed",
         items=(),
-        totals={"calories": 0, "protein_g": 0, "carbs_g": 0, "fat_g": 0},
+        totals=dict(ZERO_TOTALS),
         error=message,
     )

@@ -6,7 +6,7 @@ sees, per socket, when it connected, when it was last heard from and whether it 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from quart import Quart, Response
@@ -15,8 +15,11 @@ from ..http_common import ApiError, authenticate, json_response
 from ..openapi import describe
 from ..schemas import ConnectionsListing, Forbidden, HealthDown, HealthOk, Ready, Unauthorized
 
+if TYPE_CHECKING:
+    from ..app import Services
 
-def register_debug_routes(app: Quart, services: Any) -> None:
+
+def register_debug_routes(app: Quart, services: Services) -> None:
     async def checks() -> dict[str, str]:
         found = {"database": "ok" if await services.store.healthy() else "down"}
         broker_state = getattr(services.broker, "state", None)

@@ -1,48 +1,58 @@
-"""One live WebSocket connection's state: its outbound queue, counters and why it ended.
+"""One live WebSocket connection's state: its life, its outbound queue, counters and why it ended.
 
-The registry holds these; the session's tasks update them. `end()` is synchronous and idempotent:
-the first rule wins, so the disconnect log always names what really ended the socket.
+The registry holds these; the session's tasks update them. A connection goes OPENING (registered,
+welcome not sent) → OPEN (welcome sent) → CLOSING (`end()` decided why) → CLOSED (out of the
+registry, `ws.disconnected` logged), and only forward: each step is a method that checks it.
+`end()` is synchronous and idempotent: the first rule wins, so the disconnect log always names
+what really ended the socket.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 
 import attrs
 import trio
 
 from ..clock import rfc3339_from_epoch
+from ..notification import Notification
 from .closing import SLOW_CONSUMER, CloseRule
+from .ordering import Coverage, Replay
 
 
-class _FlushOutput:
-    def __repr__(self) -> str:
-        return "FLUSH_OUTPUT"
+class ConnState(enum.Enum):
+    OPENING = "opening"  # registered; the writer has not sent the welcome yet
+    OPEN = "open"  # welcomed: what it has covered is known
+    CLOSING = "closing"  # `end()` decided why; the writer drains and closes
+    CLOSED = "closed"  # out of the registry, `ws.disconnected` logged
 
 
-#: Queued by the reader after a protocol ping: the writer, the only task that sends, sends the
-#: pong the WebSocket library has already queued.
-FLUSH_OUTPUT = _FlushOutput()
+class FlushOutput(enum.Enum):
+    """Queued by the reader after a protocol ping: the writer, the only task that sends, sends
+    the pong the WebSocket library has already queued."""
+
+    FLUSH_OUTPUT = "flush_output"
 
 
-@attrs.frozen
-class ReplayRequest:
-    """Queued by the reader so the writer (the only task that sends) runs the replay in order."""
-
-    last_seq: int
+FLUSH_OUTPUT = FlushOutput.FLUSH_OUTPUT
 
 
-@attrs.define
-class PendingResume:
-    """A mid-session resume, queued in order with the other replies.
+@attrs.define(eq=False)
+class Resume:
+    """A resume from `last_seq`, asked at the handshake or mid-session, queued in order.
 
-    Its replayed notifications may jump ahead of live ones already queued (those are newer than
-    some of what the replay sends, and are then skipped as covered), but its `resumed` answer
-    keeps its place among the replies, so replies still come in the order of the requests.
+    Its replay may jump ahead of live notifications queued before it (those are newer than some
+    of what it sends, and are then skipped as covered), but its `resumed` answer keeps its place
+    among the replies, so replies still come in the order of the requests.
     """
 
     last_seq: int
-    outcome: tuple[int, bool] | None = None  # (replayed, complete) once the replay has run
+    replay: Replay | None = None  # once it has run
+
+
+#: What the writer's queue holds: a ready frame, a live notification, a resume, or a flush.
+Outbound = str | Notification | Resume | FlushOutput
 
 
 @attrs.define(eq=False, slots=True)
@@ -50,23 +60,22 @@ class Connection:
     connection_id: str
     user_id: str
     client_ip: str | None
-    send_channel: trio.MemorySendChannel[object]
-    receive_channel: trio.MemoryReceiveChannel[object]
+    send_channel: trio.MemorySendChannel[Outbound]
+    receive_channel: trio.MemoryReceiveChannel[Outbound]
     started: float  # trio clock
     connected_at_wall: float  # epoch seconds, for people reading the debug endpoint
     last_seen: float = 0.0  # trio clock
     messages_in: int = 0
     messages_out: int = 0
-    # Seqs this connection has covered form the range (sent_base, sent_top].
-    sent_base: int = 0
-    sent_top: int = 0
+    state: ConnState = ConnState.OPENING
+    coverage: Coverage = attrs.field(factory=Coverage)  # the seqs it has sent or was told of
     scopes: list[trio.CancelScope] = attrs.field(factory=list)  # the reader's and the timers'
     end_reason: str | None = None
     end_code: int | None = None
     end_text: str = ""  # the close frame's reason text
     ended_at: float = 0.0  # trio clock
     discard_queue: bool = False  # a slow consumer's queue is not worth draining
-    pending_resumes: list[PendingResume] = attrs.field(factory=list)  # not yet answered
+    pending_resumes: list[Resume] = attrs.field(factory=list)  # not yet answered
     # The token: its exp (epoch seconds, for frames), the same moment on the trio clock (the
     # 4001 deadline), whether `token_expiring` went out for it, and the timer task's sleep,
     # which a refresh cuts short so the new deadlines take effect at once.
@@ -84,7 +93,7 @@ class Connection:
         queue_size: int,
         wall_now: float,
     ) -> Connection:
-        send, receive = trio.open_memory_channel[object](queue_size)
+        send, receive = trio.open_memory_channel[Outbound](queue_size)
         now = trio.current_time()
         return cls(
             connection_id=connection_id,
@@ -97,9 +106,31 @@ class Connection:
             last_seen=now,
         )
 
-    def offer(self, item: object) -> bool:
+    @property
+    def live(self) -> bool:
+        """Still taking outbound items: OPENING or OPEN."""
+        return self.state is ConnState.OPENING or self.state is ConnState.OPEN
+
+    @property
+    def sent_top(self) -> int:
+        """The newest seq this socket has covered (0 until the welcome)."""
+        return self.coverage.top
+
+    def welcomed(self, latest: int) -> None:
+        """The welcome is going out with `last_seq = latest`: OPENING → OPEN."""
+        if self.state is ConnState.OPENING:
+            self.state = ConnState.OPEN
+            self.coverage.welcome(latest)
+
+    def logged_out(self) -> None:
+        """Out of the registry, `ws.disconnected` written: the last step."""
+        if self.state is not ConnState.CLOSING:
+            raise RuntimeError(f"a {self.state.value} connection cannot log out; end() first")
+        self.state = ConnState.CLOSED
+
+    def offer(self, item: Outbound) -> bool:
         """Queue an outbound item without waiting; a full queue ends the socket as slow."""
-        if self.end_reason is not None:
+        if not self.live:
             return False
         try:
             self.send_channel.send_nowait(item)
@@ -117,8 +148,9 @@ class Connection:
         timeout; a slow consumer's queue is dropped), then the close frame, so replies decided
         before the close are not cut off mid-burst. `code` overrides the rule's (a client's own).
         """
-        if self.end_reason is not None:
+        if not self.live:
             return
+        self.state = ConnState.CLOSING
         self.end_reason = rule.reason
         self.end_code = rule.code if code is None else code
         self.end_text = rule.text
@@ -143,7 +175,7 @@ class Connection:
     def task_scope(self) -> trio.CancelScope:
         """A cancel scope for the reader or the timers; `end()` cancels them."""
         scope = trio.CancelScope()
-        if self.end_reason is not None:
+        if not self.live:
             scope.cancel()
         self.scopes.append(scope)
         return scope

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
+import attrs
 import orjson
 import trio
 from websockets.datastructures import Headers
@@ -22,12 +23,16 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from ..access_log import log_request
-from ..auth import AuthError, select_token
+from ..auth import AuthError, Identity, select_token
 from ..logconfig import get_logger
 from .connection import Connection
 from .protocol import MAX_SEQ
+from .registry import CapExceeded, ConnectionLimits
 from .session import run_session
 from .ws_transport import PROTOCOL_LOGGER, RECEIVE_BYTES, ClosingWaits, WebSocketTransport
+
+if TYPE_CHECKING:
+    from ..app import Services
 
 log = get_logger("fitiq_rt.ws")
 
@@ -54,6 +59,42 @@ UPGRADE_REQUIRED = Refusal(
 )
 
 
+@attrs.frozen
+class Admission:
+    """What the checks before the caps found: who it is, and where a replay starts."""
+
+    identity: Identity
+    resume_from: int | None
+
+
+@attrs.frozen
+class Accepted:
+    """A socket past every check, registered, with its 101 queued in the transport."""
+
+    conn: Connection
+    transport: WebSocketTransport
+    expires_at: float
+    resume_from: int | None
+
+
+def cap_refusal(exceeded: CapExceeded, limits: ConnectionLimits) -> Refusal:
+    if exceeded is CapExceeded.TOTAL:
+        return Refusal(503, "server_full", "unavailable", "the server is at its connection limit")
+    if exceeded is CapExceeded.PER_USER:
+        return Refusal(
+            429,
+            "too_many_connections",
+            "too_many_connections",
+            f"at most {limits.per_user} sockets per user",
+        )
+    return Refusal(
+        429,
+        "too_many_connections_from_address",
+        "too_many_connections",
+        f"at most {limits.per_ip} sockets per client address",
+    )
+
+
 def parse_last_seq(text: str | None) -> int | None:
     if text is None:
         return None
@@ -77,7 +118,7 @@ def bearer_from_headers(headers: Headers) -> str | None:
 async def serve_websocket(
     stream: trio.SocketStream,
     parcel: list[bytes],
-    services: Any,
+    services: Services,
     closing: ClosingWaits,
     client_ip: str | None,
 ) -> None:
@@ -89,22 +130,25 @@ async def serve_websocket(
     """
     accepted = await _handshake(stream, parcel.pop(), services, closing, client_ip)
     if accepted is not None:
-        conn, transport, expires_at, resume_from = accepted
-        del accepted
-        # No await between the cap checks in _handshake and the registry.add in run_session.
+        # Registered by _handshake; run_session's `finally` is what removes it, and nothing
+        # between here and there can await or fail.
         await run_session(
-            conn, transport, services.session_deps, expires_at=expires_at, resume_from=resume_from
+            accepted.conn,
+            accepted.transport,
+            services.session_deps,
+            expires_at=accepted.expires_at,
+            resume_from=accepted.resume_from,
         )
 
 
 async def _handshake(
     stream: trio.SocketStream,
     received: bytes,
-    services: Any,
+    services: Services,
     closing: ClosingWaits,
     client_ip: str | None,
-) -> tuple[Connection, WebSocketTransport, float, int | None] | None:
-    """Accept (the 101 is queued, not sent) or refuse (sent) the upgrade in `received`."""
+) -> Accepted | None:
+    """Accept (registered; the 101 is queued, not sent) or refuse (sent) the upgrade."""
     started = time.perf_counter()
     settings = services.settings
     protocol = ServerProtocol(max_size=settings.max_message_bytes, logger=PROTOCOL_LOGGER)
@@ -130,47 +174,53 @@ async def _handshake(
         )
         await refuse(refusal, request.method, target)
         return None
-    checked = check_handshake(target, request.headers, client_ip, services)
+    checked = check_handshake(target, request.headers, services)
     if isinstance(checked, Refusal):
         services.metrics.ws_rejects.labels(checked.reason).inc()
         await refuse(checked, request.method, target)
         return None
-    identity, resume_from = checked
-    protocol.send_response(response)
     # The socket gets a protocol of its own, opened: the handshake's keeps the parsed request
-    # alive in its parser for as long as it lives (~2 KiB per idle socket). The 101 leaves with
-    # the welcome frame; bytes that came after the head go to the new one.
+    # alive in its parser for as long as it lives (~2 KiB per idle socket).
     opened = ServerProtocol(
         state=State.OPEN, max_size=settings.max_message_bytes, logger=PROTOCOL_LOGGER
     )
-    leftover = received[received.find(b"\r\n\r\n") + 4 :]
-    if leftover:
-        opened.receive_data(leftover)
-    log_request("GET", target, 101, started=started)
     conn = Connection.open(
         connection_id=opened.id.hex,  # the library drew a uuid4 for this socket already
-        user_id=identity.user_id,
+        user_id=checked.identity.user_id,
         client_ip=client_ip,
         queue_size=settings.send_queue,
         wall_now=time.time(),
     )
-    transport = WebSocketTransport(
-        stream,
-        opened,
-        b"".join(protocol.data_to_send()),
-        write_timeout=settings.write_timeout,
-        close_timeout=settings.close_timeout,
-        closing=closing,
-    )
-    return conn, transport, identity.expires_at, resume_from
+    exceeded = services.registry.try_add(conn, services.limits)
+    if exceeded is not None:
+        refusal = cap_refusal(exceeded, services.limits)
+        services.metrics.ws_rejects.labels(refusal.reason).inc()
+        await refuse(refusal, request.method, target)
+        return None
+    try:
+        # The 101 leaves with the welcome frame; bytes that came after the head go to the
+        # opened protocol.
+        protocol.send_response(response)
+        leftover = received[received.find(b"\r\n\r\n") + 4 :]
+        if leftover:
+            opened.receive_data(leftover)
+        transport = WebSocketTransport(
+            stream,
+            opened,
+            b"".join(protocol.data_to_send()),
+            write_timeout=settings.write_timeout,
+            close_timeout=settings.close_timeout,
+            closing=closing,
+        )
+        log_request("GET", target, 101, started=started)
+    except BaseException:
+        services.registry.remove(conn)
+        raise
+    return Accepted(conn, transport, checked.identity.expires_at, checked.resume_from)
 
 
-def check_handshake(
-    target: str, headers: Headers, client_ip: str | None, services: Any
-) -> Refusal | tuple[Any, int | None]:
-    """Everything that can refuse a handshake, synchronously, in the order a client would fix it."""
-    settings = services.settings
-    registry = services.registry
+def check_handshake(target: str, headers: Headers, services: Services) -> Refusal | Admission:
+    """The checks before the caps, synchronously, in the order a client would fix them."""
     if services.draining:
         return Refusal(503, "server_shutdown", "unavailable", "the server is shutting down")
     query = dict(parse_qsl(target.partition("?")[2], keep_blank_values=True))
@@ -183,24 +233,7 @@ def check_handshake(
         resume_from = parse_last_seq(query.get("last_seq"))
     except ValueError as error:
         return Refusal(400, "invalid_request", "invalid_request", str(error))
-    if registry.total >= settings.max_connections:
-        return Refusal(503, "server_full", "unavailable", "the server is at its connection limit")
-    if registry.count_for_user(identity.user_id) >= settings.max_connections_per_user:
-        return Refusal(
-            429,
-            "too_many_connections",
-            "too_many_connections",
-            f"at most {settings.max_connections_per_user} sockets per user",
-        )
-    per_ip = settings.max_connections_per_ip
-    if per_ip and client_ip and registry.count_for_ip(client_ip) >= per_ip:
-        return Refusal(
-            429,
-            "too_many_connections_from_address",
-            "too_many_connections",
-            f"at most {per_ip} sockets per client address",
-        )
-    return identity, resume_from
+    return Admission(identity, resume_from)
 
 
 def refusal_response(refusal: Refusal) -> Response:

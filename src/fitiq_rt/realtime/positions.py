@@ -51,7 +51,9 @@ def behind(registry: Registry, latest: Mapping[str, int]) -> dict[str, int]:
 
 
 def _short_of(conn: Connection, seq: int) -> bool:
-    return conn.sent_top < seq and conn.end_reason is None
+    # A socket not yet welcomed counts too (its top is 0 until then): an item for it queues
+    # behind the welcome, and the writer skips what the welcome's last_seq covered.
+    return conn.live and conn.sent_top < seq
 
 
 async def latest_for_local_users(

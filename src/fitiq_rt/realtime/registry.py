@@ -7,14 +7,32 @@ never remove the new one. That is exactly the bug the seed report describes.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator
 
+import attrs
 import trio
 
+from ..notification import Notification
 from .closing import CloseRule
 from .connection import Connection
 
 UserHook = Callable[[str], None]
+
+
+@attrs.frozen
+class ConnectionLimits:
+    """The socket caps (FITIQ_MAX_CONNECTIONS, _PER_USER, _PER_IP; per_ip 0 means off)."""
+
+    total: int
+    per_user: int
+    per_ip: int = 0
+
+
+class CapExceeded(enum.Enum):
+    TOTAL = "total"
+    PER_USER = "per_user"
+    PER_IP = "per_ip"
 
 
 class Registry:
@@ -28,6 +46,18 @@ class Registry:
         self.on_first_connection: UserHook | None = None
         self.on_last_disconnection: UserHook | None = None
         self._emptied: trio.Event | None = None
+
+    def try_add(self, conn: Connection, limits: ConnectionLimits) -> CapExceeded | None:
+        """Register `conn` unless a cap is reached: the check and the insert are one step, so
+        no other handshake can slip in between them."""
+        if self.total >= limits.total:
+            return CapExceeded.TOTAL
+        if self.count_for_user(conn.user_id) >= limits.per_user:
+            return CapExceeded.PER_USER
+        if limits.per_ip and conn.client_ip and self.count_for_ip(conn.client_ip) >= limits.per_ip:
+            return CapExceeded.PER_IP
+        self.add(conn)
+        return None
 
     def add(self, conn: Connection) -> None:
         sockets = self._by_user.get(conn.user_id)
@@ -84,8 +114,8 @@ class Registry:
         for sockets in list(self._by_user.values()):
             yield from list(sockets.values())
 
-    def deliver(self, user_id: str, item: object) -> int:
-        """Hand `item` to every socket of the user without blocking; returns how many took it.
+    def deliver(self, user_id: str, note: Notification) -> int:
+        """Hand `note` to every socket of the user without blocking; returns how many took it.
 
         A socket whose queue is full is closed as a slow consumer (4029) instead of making the
         publisher wait: the notification is already stored, and the client's resume gets it.
@@ -95,7 +125,7 @@ class Registry:
             return 0
         delivered = 0
         for conn in list(sockets.values()):
-            if conn.offer(item):
+            if conn.offer(note):
                 delivered += 1
         return delivered
 

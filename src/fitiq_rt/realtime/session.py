@@ -30,8 +30,9 @@ from .closing import (
     TOKEN_EXPIRED,
     UNSUPPORTED_DATA,
 )
-from .connection import FLUSH_OUTPUT, Connection, PendingResume, ReplayRequest
+from .connection import FLUSH_OUTPUT, Connection, FlushOutput, Resume
 from .history import History
+from .ordering import Coverage, LiveStep, Replay
 from .protocol import (
     ClientAck,
     ClientPing,
@@ -88,14 +89,13 @@ async def run_session(
     expires_at: float,
     resume_from: int | None = None,
 ) -> None:
-    """Serve one socket until something ends it; never raises but for cancellation.
+    """Serve one registered socket until something ends it; never raises but for cancellation.
 
     The reader runs inline, the writer and the timer task beside it. Registry removal and the
     disconnect log happen as soon as the reader stops: from then on no notification is offered
     to this socket, while the writer finishes the queue and the closing handshake.
     """
     registry = deps.registry
-    registry.add(conn)
     deps.metrics.ws_connects.inc()
     log.info(
         "ws.connected",
@@ -105,9 +105,9 @@ async def run_session(
         total_connections=registry.total,
     )
     if resume_from is not None:
-        # Queued in the same step as registry.add: a live notification fanned out meanwhile
-        # queues behind the replay, never ahead of it (the writer sends the welcome first).
-        conn.offer(ReplayRequest(resume_from))
+        # Queued with no await since the handshake registered the socket: a live notification
+        # fanned out meanwhile queues behind the replay (the writer sends the welcome first).
+        _queue_resume(conn, resume_from)
     config = deps.config
     conn.move_expiry(expires_at, deps.wall_clock())
     async with trio.open_nursery() as nursery:
@@ -123,13 +123,13 @@ async def run_session(
                 except Exception as exc:
                     _record_error(conn, exc)
         finally:
-            if conn.end_reason is None:  # cancelled from outside: the server is going away
+            if conn.live:  # cancelled from outside: the server is going away
                 conn.end(SERVER_SHUTDOWN)
             _log_out(conn, deps)
 
 
 def _record_error(conn: Connection, exc: BaseException) -> None:
-    if conn.end_reason is None:
+    if conn.live:
         log.error(
             "ws.session_error",
             user_id=conn.user_id,
@@ -144,6 +144,7 @@ def _log_out(conn: Connection, deps: SessionDeps) -> None:
     """Leave the registry (by connection id) and log the one `ws.disconnected`."""
     registry = deps.registry
     registry.remove(conn)
+    conn.logged_out()
     conn.send_channel.close()
     duration = trio.current_time() - conn.started
     reason = conn.end_reason or "error"
@@ -208,9 +209,7 @@ def _handle_message(conn: Connection, text: str, deps: SessionDeps) -> None:
         if conn.offer(pong_frame()):
             log.debug("ws.pong_sent", user_id=conn.user_id, connection_id=conn.connection_id)
     elif isinstance(parsed, ClientResume):
-        pending = PendingResume(parsed.last_seq)
-        conn.pending_resumes.append(pending)
-        conn.offer(pending)
+        _queue_resume(conn, parsed.last_seq)
     elif isinstance(parsed, ClientRefresh):
         conn.offer(_refresh(conn, parsed.token, deps))
     elif isinstance(parsed, ErrorReply):
@@ -218,6 +217,12 @@ def _handle_message(conn: Connection, text: str, deps: SessionDeps) -> None:
     elif isinstance(parsed, ClientAck):
         pass  # acknowledgements need no answer; resume is driven by the client's last_seq
     # ClientPong: refreshing last_seen (done by the reader) is all it is for
+
+
+def _queue_resume(conn: Connection, last_seq: int) -> None:
+    resume = Resume(last_seq)
+    conn.pending_resumes.append(resume)
+    conn.offer(resume)
 
 
 def _refresh(conn: Connection, token: str, deps: SessionDeps) -> str:
@@ -256,7 +261,7 @@ async def _writer(conn: Connection, transport: Transport, deps: SessionDeps) -> 
     except Exception as exc:
         _record_error(conn, exc)
     finally:
-        if conn.end_reason is None:  # cancelled from outside: the server is going away
+        if conn.live:  # cancelled from outside: the server is going away
             conn.end(SERVER_SHUTDOWN)
         await transport.close(conn.end_code or SERVER_SHUTDOWN.code, conn.end_text)
 
@@ -265,8 +270,8 @@ async def _write_frames(conn: Connection, transport: Transport, deps: SessionDep
     config = deps.config
     drain_bound = config.close_timeout
     await transport.accept()
-    latest = await deps.history.latest_seq(conn.user_id)  # read after registry.add: no gap
-    conn.sent_base = conn.sent_top = latest
+    latest = await deps.history.latest_seq(conn.user_id)  # read after registration: no gap
+    conn.welcomed(latest)
     await transport.send(
         welcome_frame(
             conn.connection_id, conn.user_id, config.ping_interval, config.idle_timeout, latest
@@ -274,100 +279,70 @@ async def _write_frames(conn: Connection, transport: Transport, deps: SessionDep
     )
     conn.messages_out += 1
     async for item in conn.receive_channel:
-        if conn.end_reason is not None and (
+        if not conn.live and (
             conn.discard_queue or trio.current_time() - conn.ended_at > drain_bound
         ):
             return
-        if isinstance(item, str):
-            await transport.send(item)
-            conn.messages_out += 1
-        elif isinstance(item, Notification):
-            for pending in conn.pending_resumes:  # replays jump ahead of queued live traffic
-                if pending.outcome is None:
-                    pending.outcome = await _replay_notifications(
-                        conn, transport, deps, pending.last_seq
-                    )
-            await _send_live(conn, transport, deps, item)
-        elif isinstance(item, PendingResume):
-            conn.pending_resumes.remove(item)
-            if item.outcome is None:
-                item.outcome = await _replay_notifications(conn, transport, deps, item.last_seq)
-            await _answer_resume(conn, transport, deps, item.last_seq, *item.outcome)
-        elif isinstance(item, ReplayRequest):
-            outcome = await _replay_notifications(conn, transport, deps, item.last_seq)
-            await _answer_resume(conn, transport, deps, item.last_seq, *outcome)
-        elif item is FLUSH_OUTPUT:
-            await transport.flush()
+        match item:
+            case str():
+                await _send_frame(conn, transport, item)
+            case Notification():
+                for pending in conn.pending_resumes:  # replays jump ahead of queued live traffic
+                    if pending.replay is None:
+                        pending.replay = await _replay(conn, transport, deps, pending.last_seq)
+                await _send_live(conn, transport, deps, item)
+            case Resume():
+                conn.pending_resumes.remove(item)
+                if item.replay is None:
+                    item.replay = await _replay(conn, transport, deps, item.last_seq)
+                await _answer_resume(conn, transport, deps, item.last_seq, item.replay)
+            case FlushOutput.FLUSH_OUTPUT:
+                await transport.flush()
 
 
-async def _send_notification(conn: Connection, transport: Transport, note: Notification) -> None:
-    await transport.send(note.frame)
+async def _send_frame(conn: Connection, transport: Transport, frame: str) -> None:
+    await transport.send(frame)
     conn.messages_out += 1
-    conn.sent_top = max(conn.sent_top, note.seq)
 
 
 async def _send_live(
     conn: Connection, transport: Transport, deps: SessionDeps, note: Notification
 ) -> None:
     """Send a live notification once: skip what this socket covered, fill a gap from history."""
-    if note.seq <= conn.sent_top:
-        return
-    if note.seq > conn.sent_top + 1:
-        missing = await deps.history.since(conn.user_id, conn.sent_top, deps.config.history_limit)
-        for earlier in missing.items:
-            if conn.sent_top < earlier.seq < note.seq:
-                await _send_notification(conn, transport, earlier)
-    await _send_notification(conn, transport, note)
+    stored = None
+    if conn.coverage.live(note.seq) is LiveStep.FILL_GAP:
+        stored = await deps.history.since(conn.user_id, conn.sent_top, deps.config.history_limit)
+    for out in conn.coverage.send_live(note, stored):
+        await _send_frame(conn, transport, out.frame)
 
 
-async def _replay_notifications(
+async def _replay(
     conn: Connection, transport: Transport, deps: SessionDeps, requested: int
-) -> tuple[int, bool]:
-    """Send every stored seq above `requested` that this socket has not sent, in order.
-
-    Returns (replayed, complete) for the `resumed` answer.
-    """
+) -> Replay:
+    """Send every stored seq above `requested` that this socket has not covered, in order."""
     limit = deps.config.history_limit
     page = await deps.history.since(conn.user_id, requested, limit)
-    last_seq, complete = requested, True
-    if requested > page.latest:
-        # The client remembers another life of the store: start over and say so.
-        last_seq, complete = 0, False
+    if Coverage.restarts(requested, page):  # the client remembers another life of the store
         page = await deps.history.since(conn.user_id, 0, limit)
-    if page.oldest is not None and page.oldest > last_seq + 1:
-        complete = False  # some were pruned past the history limit
-    replayed = 0
-    covered_low, covered_high = conn.sent_base, conn.sent_top
-    for note in page.items:
-        if note.seq <= last_seq or covered_low < note.seq <= covered_high:
-            continue
-        await transport.send(note.frame)
-        conn.messages_out += 1
-        replayed += 1
-    conn.sent_base = min(covered_low, last_seq) if last_seq <= covered_high else last_seq
-    conn.sent_top = max(covered_high, last_seq, page.items[-1].seq if page.items else 0)
-    deps.metrics.notifications_replayed.inc(replayed)
+    replay = conn.coverage.replay(requested, page)
+    for note in replay.notes:
+        await _send_frame(conn, transport, note.frame)
+    deps.metrics.notifications_replayed.inc(len(replay.notes))
     deps.metrics.note_caught_up(conn.user_id)
-    return replayed, complete
+    return replay
 
 
 async def _answer_resume(
-    conn: Connection,
-    transport: Transport,
-    deps: SessionDeps,
-    requested: int,
-    replayed: int,
-    complete: bool,
+    conn: Connection, transport: Transport, deps: SessionDeps, requested: int, replay: Replay
 ) -> None:
-    await transport.send(resumed_frame(replayed, complete))
-    conn.messages_out += 1
+    await _send_frame(conn, transport, resumed_frame(len(replay.notes), replay.complete))
     log.info(
         "ws.resumed",
         user_id=conn.user_id,
         connection_id=conn.connection_id,
         last_seq=requested,
-        replayed=replayed,
-        complete=complete,
+        replayed=len(replay.notes),
+        complete=replay.complete,
     )
 
 
