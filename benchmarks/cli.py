@@ -18,7 +18,7 @@ from . import report
 from .argtypes import non_negative_int, positive_float, positive_int
 from .launch import CpuPlan, LaunchError, Target, attached, raise_fd_limit
 from .runner import run_on_fresh_server
-from .scenarios import chaos, churn, compare, e2e, fanout, idle, logs, positions, wslib
+from .scenarios import chaos, churn, compare, e2e, fanout, idle, logs, positions, push, wslib
 from .scenarios.common import RunOptions
 from .targets import FITIQ, KNOWN, TargetUnavailable, resolve_server
 from .tokens import TokenSource
@@ -40,6 +40,7 @@ SUMMARIES = {
     "wslib": "server-side sans-I/O cost per churn session: websockets vs wsproto (no network)",
     "chaos": "two nodes through SIGKILL, Redis kill, database cut, SIGSTOP: nothing lost or late",
     "positions": "one position check pass over N local sockets on a real store (no network)",
+    "push": "notification.queued -> APNs stand-in 200 with push on, over N queued notifications",
 }
 
 
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     chaos_parser = sub.add_parser("chaos", help=SUMMARIES["chaos"], description=chaos.__doc__)
     chaos.add_arguments(chaos_parser)
     chaos_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
+    push_parser = sub.add_parser("push", help=SUMMARIES["push"], description=push.__doc__)
+    push.add_arguments(push_parser)
+    push_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
     cmp = sub.add_parser("compare", help=SUMMARIES["compare"], description=compare.__doc__)
     compare.add_arguments(cmp)
     _common(cmp, server=False)
@@ -250,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
             record.update(parameters=shown, **chaos.run(params))
             report.print_single("chaos — faults on two nodes", chaos.headline(record), record)
             chaos.print_windows(record)
+        elif args.scenario == "push":
+            params = push.params_from(args)
+            record.update(parameters=params, **push.run(params))
+            report.print_single(
+                "push — queued notification to APNs 200", push.headline(record), record
+            )
         elif args.scenario == "compare":
             _run_compare(args, record)
         else:

@@ -37,6 +37,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from fitiq_rt import events as ev
+
 START_EPOCH = datetime(2026, 11, 25, 19, 0, tzinfo=UTC).timestamp()
 PING_INTERVAL = 30.0
 RESULTS = Path(__file__).resolve().parent / "results" / "logs.json"
@@ -104,9 +106,9 @@ def _connect(sim: _Sim, payload: tuple[str, int]) -> None:
     user, device = payload
     rng = sim.rng
     if rng.random() < 0.01:
-        sim.emit("ws.rejected", "warning", reason="expired_token", path="/ws/meal-logs")
+        sim.emit(ev.WS_REJECTED, "warning", reason="expired_token", path="/ws/meal-logs")
         sim.emit(
-            "http.request",
+            ev.HTTP_REQUEST,
             method="GET",
             path="/ws/meal-logs?token=[REDACTED]",
             status=401,
@@ -120,7 +122,7 @@ def _connect(sim: _Sim, payload: tuple[str, int]) -> None:
     sim.open[cid] = conn
     sim.by_user.setdefault(user, set()).add(cid)
     sim.emit(
-        "http.request",
+        ev.HTTP_REQUEST,
         method="GET",
         path="/ws/meal-logs?token=[REDACTED]",
         status=101,
@@ -128,7 +130,7 @@ def _connect(sim: _Sim, payload: tuple[str, int]) -> None:
         bytes=0,
     )
     sim.emit(
-        "ws.connected",
+        ev.WS_CONNECTED,
         user_id=user,
         connection_id=cid,
         user_connections=len(sim.by_user[user]),
@@ -138,7 +140,7 @@ def _connect(sim: _Sim, payload: tuple[str, int]) -> None:
     if last is not None:
         newest = sim.seq.get(user, 0)
         sim.emit(
-            "ws.resumed",
+            ev.WS_RESUMED,
             user_id=user,
             connection_id=cid,
             last_seq=last,
@@ -154,8 +156,8 @@ def _ping(sim: _Sim, cid: str) -> None:
     conn = sim.open.get(cid)
     if conn is None:
         return
-    sim.emit("ws.ping_received", "debug", user_id=conn.user, connection_id=cid)
-    sim.emit("ws.pong_sent", "debug", user_id=conn.user, connection_id=cid)
+    sim.emit(ev.WS_PING_RECEIVED, "debug", user_id=conn.user, connection_id=cid)
+    sim.emit(ev.WS_PONG_SENT, "debug", user_id=conn.user, connection_id=cid)
     sim.at(PING_INTERVAL + sim.rng.uniform(-0.5, 0.5), "ping", cid)
 
 
@@ -164,7 +166,7 @@ def _close(sim: _Sim, conn: _Conn, reason: str, code: int) -> None:
     cids = sim.by_user[conn.user]
     cids.discard(conn.cid)
     sim.emit(
-        "ws.disconnected",
+        ev.WS_DISCONNECTED,
         user_id=conn.user,
         connection_id=conn.cid,
         reason=reason,
@@ -190,7 +192,7 @@ def _disconnect(sim: _Sim, cid: str) -> None:
     rng = sim.rng
     reason, code = _pick_reason(rng.random())
     if reason == "idle_timeout":
-        sim.emit("ws.stale", "warning", user_id=conn.user, connection_id=cid, idle_seconds=90.0)
+        sim.emit(ev.WS_STALE, "warning", user_id=conn.user, connection_id=cid, idle_seconds=90.0)
     _close(sim, conn, reason, code)
     sim.at(rng.expovariate(1 / 180), "connect", (conn.user, conn.device))
     sim.at(30 + rng.uniform(0, 5), "poll", (conn.user, conn.device))
@@ -201,7 +203,7 @@ def _poll(sim: _Sim, payload: tuple[str, int]) -> None:
     if any(sim.open[c].device == device for c in sim.by_user.get(user, ())):
         return  # reconnected: polling stops
     sim.emit(
-        "http.request",
+        ev.HTTP_REQUEST,
         method="GET",
         path="/api/v1/meal-logs",
         status=200,
@@ -215,14 +217,14 @@ def _post_meal(sim: _Sim, user: str) -> None:
     rng = sim.rng
     meal = uuid.UUID(int=rng.getrandbits(128)).hex
     sim.emit(
-        "http.request",
+        ev.HTTP_REQUEST,
         method="POST",
         path="/api/v1/meal-logs/natural",
         status=201,
         duration_ms=round(rng.uniform(1, 4), 2),
         bytes=420,
     )
-    sim.emit("meal_log.created", user_id=user, meal_log_id=meal)
+    sim.emit(ev.MEAL_LOG_CREATED, user_id=user, meal_log_id=meal)
     sim.meal_created[meal] = sim.now
     sim.at(rng.uniform(0.5, 8), "process", (user, meal))
     sim.at(rng.expovariate(1 / 900), "post", user)
@@ -233,16 +235,16 @@ def _process(sim: _Sim, payload: tuple[str, str]) -> None:
     created = sim.meal_created.pop(meal)
     took = round((sim.now - created) * 1000, 1)
     if sim.rng.random() < 0.03:
-        sim.emit("meal_log.failed", "warning", user_id=user, meal_log_id=meal, error="no_match")
+        sim.emit(ev.MEAL_LOG_FAILED, "warning", user_id=user, meal_log_id=meal, error="no_match")
     else:
-        sim.emit("meal_log.processed", user_id=user, meal_log_id=meal, duration_ms=took)
+        sim.emit(ev.MEAL_LOG_PROCESSED, user_id=user, meal_log_id=meal, duration_ms=took)
     seq = sim.seq.get(user, 0) + 1
     sim.seq[user] = seq
     cids = sim.by_user.get(user)
     if cids:
         latency = round(took + sim.rng.uniform(0.2, 3), 2)
         sim.emit(
-            "notification.delivered",
+            ev.NOTIFICATION_DELIVERED,
             user_id=user,
             seq=seq,
             connections=len(cids),
@@ -252,7 +254,7 @@ def _process(sim: _Sim, payload: tuple[str, str]) -> None:
         for cid in cids:
             sim.acked[(user, sim.open[cid].device)] = seq
     else:
-        sim.emit("notification.queued", user_id=user, seq=seq, meal_log_id=meal)
+        sim.emit(ev.NOTIFICATION_QUEUED, user_id=user, seq=seq, meal_log_id=meal)
 
 
 _STEPS: dict[str, Callable[[_Sim, Any], None]] = {
@@ -271,7 +273,7 @@ def _shutdown(sim: _Sim) -> None:
     for conn in list(sim.open.values()):
         _close(sim, conn, "server_shutdown", 1001)
         closed += 1
-    sim.emit("server.stopped", connections_closed=closed)
+    sim.emit(ev.SERVER_STOPPED, connections_closed=closed)
 
 
 def generate_log(path: str | Path, lines: int, users: int, seed: int) -> None:
@@ -280,7 +282,7 @@ def generate_log(path: str | Path, lines: int, users: int, seed: int) -> None:
     names = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(users)]
     with open(path, "wb", buffering=1 << 20) as out:
         sim = _Sim(out=out, rng=rng, users=names)
-        sim.emit("server.started", host="0.0.0.0", port=8080, version="0.1.0")
+        sim.emit(ev.SERVER_STARTED, host="0.0.0.0", port=8080, version="0.1.0")
         for user in names:
             devices = 2 if rng.random() < 0.15 else 1
             for device in range(devices):
@@ -301,7 +303,7 @@ def generate_log(path: str | Path, lines: int, users: int, seed: int) -> None:
 
 def _analyze_once(path: str) -> dict[str, Any]:
     """Child-process body: one timed analysis, its summary and this process's peak RSS."""
-    from fitiq_rt.observability.report import analyze
+    from fitiq_rt.logreport import analyze
 
     started = time.perf_counter()
     report = analyze([path])

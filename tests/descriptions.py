@@ -1,6 +1,9 @@
-"""The API descriptions as tests read them: docs/asyncapi.yaml's messages, close codes and
-refusals, and strict JSON-schema validation against them (shared by the description and fuzz
-tests)."""
+"""What docs/asyncapi.yaml documents, as tables and validators the tests share.
+
+The WebSocket description is the contract for frames, close codes and handshake refusals; the
+description test and the fuzzer both check live traffic against it, so it is loaded here once
+rather than imported from one test module into another.
+"""
 
 from __future__ import annotations
 

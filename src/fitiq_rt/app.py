@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -33,6 +33,7 @@ from .notifications import Notifier
 from .observability.debug import register_debug_routes
 from .observability.metrics import Metrics
 from .openapi import install_openapi
+from .push.devices_api import register_device_routes
 from .realtime.broker import Broker, LocalBroker
 from .realtime.endpoint import (
     HEADERS_TOO_LARGE,
@@ -46,6 +47,9 @@ from .realtime.positions import PositionCheck
 from .realtime.registry import ConnectionLimits, Registry
 from .realtime.session import SessionConfig, SessionDeps
 from .schemas import MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from .push.service import PushService
 
 log = get_logger("fitiq_rt.app")
 
@@ -69,6 +73,7 @@ class Services:
     position_check: PositionCheck
     session_deps: SessionDeps
     limits: ConnectionLimits
+    push: PushService | None = None  # when FITIQ_APNS_KEY_FILE is set
     _draining: bool = attrs.field(default=False, init=False)
 
     @property
@@ -86,7 +91,14 @@ def _make_fanout(settings: Settings, registry: Registry, store: Store) -> tuple[
     if settings.redis_url:
         from .realtime.redis_broker import RedisBroker
 
-        return RedisBroker(settings.redis_url, registry, store), store
+        broker = RedisBroker(
+            settings.redis_url,
+            registry,
+            store,
+            backoff_max=settings.redis_retry_max,
+            command_timeout=settings.redis_timeout,
+        )
+        return broker, store
     cache = LatestSeqCache()
     return LocalBroker(registry, cache), CachedHistory(store, cache)
 
@@ -99,7 +111,15 @@ def build_services(
     metrics.set_connection_gauge(lambda: registry.total)
     store = store or open_store(settings.resolved_database_url, data_dir=settings.data_dir)
     broker, history = _make_fanout(settings, registry, store)
-    notifier = Notifier(store, broker, metrics, settings.history_limit)
+    push = _make_push(settings, store, metrics)
+    notifier = Notifier(
+        store,
+        broker,
+        metrics,
+        settings.history_limit,
+        push,
+        publish_timeout=settings.publish_timeout,
+    )
     dispatcher = Dispatcher(
         store,
         processor or load_processor(settings.processor),
@@ -149,7 +169,17 @@ def build_services(
             per_user=settings.max_connections_per_user,
             per_ip=settings.max_connections_per_ip,
         ),
+        push=push,
     )
+
+
+def _make_push(settings: Settings, store: Store, metrics: Metrics) -> PushService | None:
+    """The push service, or None when push is off (its libraries are not even imported)."""
+    if not settings.push_enabled:
+        return None
+    from .push.setup import push_service_from_settings
+
+    return push_service_from_settings(settings, store, metrics)
 
 
 @asynccontextmanager
@@ -162,6 +192,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
             await nursery.start(services.broker.run)
             await nursery.start(services.dispatcher.run)
             await nursery.start(services.position_check.run)
+            if services.push is not None:
+                await nursery.start(services.push.run)
             yield services
             nursery.cancel_scope.cancel()
     finally:
@@ -200,6 +232,7 @@ def create_quart_app(services: Services) -> Quart:
         return error_response(500, "internal", "an unexpected error occurred")
 
     register_meal_routes(app, services)
+    register_device_routes(app, services)
     register_debug_routes(app, services)
     install_openapi(app)
     return app

@@ -6,21 +6,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .config import ENV_FIELDS, SETTING_DOCS, SettingsError, flag_name, load_settings
-from .observability.logs_cli import add_logs_parser, run_logs
+from .config import SETTINGS, SettingsError, flag_name, load_settings
+from .logreport import add_logs_parser, run_logs
 
 
 def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser(
         "serve", help="run the server (every FITIQ_* variable is also a flag)"
     )
-    for variable, (field, _parse) in ENV_FIELDS.items():
-        default, meaning = SETTING_DOCS[variable]
+    for variable, info in SETTINGS.items():
         serve.add_argument(
             flag_name(variable),
             dest=variable,
-            metavar=field.upper(),
-            help=f"{meaning} (env {variable}; default {default})".replace("%", "%%"),
+            metavar=info.field.upper(),
+            help=f"{info.meaning} (env {variable}; default {info.shown_default})".replace(
+                "%", "%%"
+            ),
         )
 
 
@@ -111,7 +112,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     from .server import serve
     from .startup_errors import explain
 
-    overrides = {name: getattr(args, name) for name in ENV_FIELDS if getattr(args, name, None)}
+    overrides = {name: getattr(args, name) for name in SETTINGS if getattr(args, name, None)}
     settings = load_settings(overrides=overrides)
     configure_logging(settings.log_format, settings.log_level)
     started = False

@@ -1,7 +1,8 @@
 """Which optional install a missing module comes from, so the error can say what to install.
 
 A one-node server on the embedded defaults needs none of these: PostgreSQL and Redis drivers
-serve several nodes, matplotlib draws the HTML report's charts.
+serve several nodes, matplotlib draws the HTML report's charts, httpx (HTTP/2) and
+cryptography (ES256) send APNs pushes.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ EXTRA_FOR_MODULE = {
     "psycopg_binary": "postgres",
     "coredis": "redis",
     "matplotlib": "report",
+    "httpx": "push",
+    "httpcore": "push",
+    "cryptography": "push",
 }
 
 WHAT_NEEDS_IT = {
     "postgres": "a postgresql:// FITIQ_DATABASE_URL",
     "redis": "FITIQ_REDIS_URL",
     "report": "the HTML report's charts",
+    "push": "FITIQ_APNS_KEY_FILE (push)",
 }
 
 

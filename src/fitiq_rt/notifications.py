@@ -2,12 +2,13 @@
 
 Publishing for one user is serialised by a per-user lock so notifications leave in seq order; a
 user with no open socket gets the notification stored and logged `notification.queued`, and the
-device receives it on resume.
+device receives it on resume; with push on, it is also handed (without waiting) to the push queue.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 import trio
 
@@ -20,7 +21,11 @@ from .realtime.broker import Broker
 
 log = get_logger("fitiq_rt.notifications")
 
-PUBLISH_TIMEOUT = 5.0  # a stuck broker must not hold the user's lock; resume covers the rest
+
+class PushQueue(Protocol):
+    def offer(self, note: Notification) -> bool:
+        """Queue a push without waiting (push/service.py)."""
+        ...
 
 
 class _UserLocks:
@@ -47,11 +52,23 @@ class _UserLocks:
 
 
 class Notifier:
-    def __init__(self, store: Store, broker: Broker, metrics: Metrics, history_limit: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        broker: Broker,
+        metrics: Metrics,
+        history_limit: int,
+        push: PushQueue | None = None,
+        *,
+        publish_timeout: float = 5.0,
+    ) -> None:
         self.store = store
+        # A stuck broker must not hold the user's lock; the position check and resume cover it.
+        self.publish_timeout = publish_timeout
         self.broker = broker
         self.metrics = metrics
         self.history_limit = history_limit
+        self.push = push
         self._locks = _UserLocks()
 
     async def finish(self, meal: MealLog, outcome: Outcome) -> tuple[MealLog, Notification]:
@@ -61,7 +78,7 @@ class Notifier:
             finished, note = await self.store.finish_meal_log(meal.id, outcome, self.history_limit)
             reached = 0
             # Stored means it must be fanned out too, even while shutdown cancels the worker.
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + PUBLISH_TIMEOUT):
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + self.publish_timeout):
                 reached = await self.broker.publish(note)
         finally:
             self._locks.release(meal.user_id, lock)
@@ -85,6 +102,8 @@ class Notifier:
             self.metrics.notifications.labels("queued").inc()
             self.metrics.note_queued(note.user_id)
             log.info("notification.queued", user_id=note.user_id, seq=note.seq, meal_log_id=meal.id)
+            if self.push is not None:  # only the node that stored it pushes: one push per note
+                self.push.offer(note)
 
 
 def _ms_since(stamp: str) -> float:

@@ -4,7 +4,8 @@ quart-schema only describes here (its `document_*` decorators): its own validati
 bad input with its error shape and statuses, while the handlers keep the contract's precise
 codes (400 invalid_json, 413, 422 validation_error, ...). `describe` adds what quart-schema
 cannot say by itself: every error each route can answer, the 431 every route can answer, plain
-text bodies and path parameter formats. The integration tests hold the live server to it.
+text and empty bodies, and path parameter formats. The integration tests hold the live server
+to it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def describe(
     headers: type | None = None,
     public: bool = False,
     text_responses: dict[int, str] | None = None,
+    empty_responses: dict[int, str] | None = None,
     path_formats: dict[str, str] | None = None,
 ) -> Callable[[F], F]:
     """Document one route: body, query, headers, every status it answers, and its security."""
@@ -61,7 +63,11 @@ def describe(
         setattr(
             func,
             EXTRA_ATTRIBUTE,
-            {"text": text_responses or {}, "path_formats": path_formats or {}},
+            {
+                "text": text_responses or {},
+                "empty": empty_responses or {},
+                "path_formats": path_formats or {},
+            },
         )
         return func
 
@@ -106,6 +112,8 @@ def _amend(operation: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
             "description": description,
             "content": {"text/plain": {"schema": {"type": "string"}}},
         }
+    for status, description in extra["empty"].items():  # 204: no body, no media type
+        operation["responses"][status] = {"description": description}
     operation["parameters"] = [
         _amend_parameter(parameter, extra["path_formats"]) for parameter in operation["parameters"]
     ]

@@ -15,6 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
+from .devices import ENVIRONMENTS, MAX_TOKEN_HEX, MIN_TOKEN_HEX, PLATFORMS
 from .meals.model import MEAL_TYPES, STATUSES
 
 MAX_BODY_BYTES = 64 * 1024
@@ -28,6 +29,9 @@ MealType = Literal[MEAL_TYPES]  # type: ignore[valid-type]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 NonNegative = Annotated[float, Field(ge=0)]
 Count = Annotated[int, Field(ge=0)]
+Platform = Literal[PLATFORMS]  # type: ignore[valid-type]
+Environment = Literal[ENVIRONMENTS]  # type: ignore[valid-type]
+DEVICE_TOKEN_PATTERN = f"^[0-9a-fA-F]{{{MIN_TOKEN_HEX},{MAX_TOKEN_HEX}}}$"
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -74,6 +78,16 @@ class ListQuery(BaseModel):
         json_schema_extra=_no_default,
     )
     limit: int = Field(default=DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT)
+
+
+class DeviceRegister(BaseModel):
+    """The APNs device the caller registers (its token is the path)."""
+
+    platform: Platform
+    environment: Environment = Field(
+        default="production",
+        description="`sandbox` for a development build: pushes go to Apple's sandbox gateway.",
+    )
 
 
 # ----------------------------------------------------------------------------- responses
@@ -172,6 +186,24 @@ class ConnectionsListing(BaseModel):
     connections: list[ConnectionInfo]
 
 
+class Device(BaseModel):
+    """One APNs device of the caller: a queued notification is pushed to it."""
+
+    device_token: str = Field(
+        pattern=f"^[0-9a-f]{{{MIN_TOKEN_HEX},{MAX_TOKEN_HEX}}}$", description="Lower-case hex."
+    )
+    platform: Platform
+    environment: Environment
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeviceList(BaseModel):
+    """The caller's devices, oldest registration first."""
+
+    items: list[Device]
+
+
 # -------------------------------------------------------------------------------- errors
 
 
@@ -206,3 +238,4 @@ HeadersTooLarge = error_model(
     "HeadersTooLarge", ("headers_too_large",), "The request headers are too large."
 )
 Unavailable = error_model("Unavailable", ("unavailable",), "The database is unavailable; retry.")
+DeviceNotFound = error_model("DeviceNotFound", ("not_found",), "No such device for this user.")

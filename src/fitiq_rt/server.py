@@ -30,8 +30,6 @@ from .realtime.closing import SERVER_SHUTDOWN
 
 log = get_logger("fitiq_rt.server")
 
-STALLED_PEER_TIMEOUT = 30.0  # seconds unacknowledged data may wait before the kernel gives up
-LISTEN_BACKLOG = 2048
 ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 ACCEPT_RETRY_SECONDS = 0.1  # trio.serve_listeners' own pause after such an error
 
@@ -95,17 +93,19 @@ async def open_listeners(settings: Settings) -> list[trio.SocketListener]:
     """The listening sockets, with TCP_USER_TIMEOUT set (accepted sockets inherit it on Linux).
 
     A client that stops reading would otherwise hold a REST response in Hypercorn's shielded
-    send forever; the kernel aborts such a connection after STALLED_PEER_TIMEOUT. (The
+    send forever; the kernel aborts such a connection after FITIQ_STALLED_PEER_TIMEOUT. (The
     WebSocket transport has its own, shorter write timeout.)
     """
     listeners = await trio.open_tcp_listeners(
-        settings.port, host=settings.host, backlog=LISTEN_BACKLOG
+        settings.port, host=settings.host, backlog=settings.listen_backlog
     )
     for listener in listeners:
         sock = listener.socket
         if hasattr(socket, "TCP_USER_TIMEOUT") and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(
-                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(STALLED_PEER_TIMEOUT * 1000)
+                socket.IPPROTO_TCP,
+                socket.TCP_USER_TIMEOUT,
+                int(settings.stalled_peer_timeout * 1000),
             )
     return listeners
 

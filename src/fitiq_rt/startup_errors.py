@@ -17,6 +17,7 @@ import attrs
 from .config import Settings
 from .extras import install_hint
 from .meals.processor import ProcessorLoadError
+from .push.errors import PushKeyError
 
 BAD_SETTING = 2
 ENVIRONMENT = 1
@@ -42,6 +43,8 @@ def explain(error: BaseException, settings: Settings) -> StartupFailure | None:
     hint = install_hint(error)
     if hint is not None:
         return StartupFailure(hint, ENVIRONMENT)
+    if isinstance(error, PushKeyError):
+        return StartupFailure(str(error), error.exit_status)
     if isinstance(error, ProcessorLoadError):
         return StartupFailure(f"FITIQ_PROCESSOR: {error}", BAD_SETTING)
     if isinstance(error, socket.gaierror):

@@ -62,6 +62,10 @@ class RestRecorder:
         operation = self.doc["paths"][template][method.lower()]
         documented = operation["responses"].get(str(response.status_code))
         assert documented is not None, f"{method} {template}: undocumented {response.status_code}"
+        if "content" not in documented:  # documented without a body (204)
+            assert response.content == b"", f"{method} {template}: a body where none is described"
+            self.seen.add((method, template, response.status_code))
+            return response
         media = response.headers["content-type"].split(";")[0]
         assert media in documented["content"], f"{method} {template}: {media}"
         if media == "application/json":
@@ -76,6 +80,8 @@ ONE = "/api/v1/meal-logs/{meal_log_id}"
 LIST = "/api/v1/meal-logs"
 CREATE = "/api/v1/meal-logs/natural"
 DEBUG = "/api/v1/debug/websocket/connections"
+DEVICE = "/api/v1/devices/{device_token}"
+DEVICES = "/api/v1/devices"
 
 
 @pytest.fixture
@@ -102,7 +108,8 @@ def store_down(server: InProcessServer, monkeypatch: pytest.MonkeyPatch) -> Iter
         raise StoreUnavailable("test: the database is down")
 
     def switch() -> None:
-        for name in ("create_meal_log", "get_meal_log", "list_meal_logs"):
+        queries = ("create_meal_log", "get_meal_log", "list_meal_logs")
+        for name in (*queries, "put_device", "delete_device", "list_devices"):
             monkeypatch.setattr(server.services.store, name, unavailable)
 
     yield switch
@@ -147,6 +154,20 @@ async def test_every_documented_rest_response_is_real_and_matches(
         check(LIST, await http.get(LIST, headers=bad))
         check(LIST, await http.get(LIST, params={"limit": 0}, headers=auth))
 
+        device = "/api/v1/devices/" + "ab" * 32
+        ios = {"platform": "ios"}
+        assert check(DEVICE, await http.put(device, json=ios, headers=auth)).status_code == 201
+        assert check(DEVICE, await http.put(device, json=ios, headers=auth)).status_code == 200
+        check(DEVICE, await http.put(device, json=ios, headers=bad))
+        check(DEVICE, await http.put(device, content=b"{nope", headers=auth))
+        check(DEVICE, await http.put(device, json={"platform": "android"}, headers=auth))
+        check(DEVICE, await http.put(device, content=b"x" * 70_000, headers=auth))
+        assert len(check(DEVICES, await http.get(DEVICES, headers=auth)).json()["items"]) == 1
+        check(DEVICES, await http.get(DEVICES, headers=bad))
+        assert check(DEVICE, await http.delete(device, headers=auth)).status_code == 204
+        check(DEVICE, await http.delete(device, headers=auth))
+        check(DEVICE, await http.delete(device, headers=bad))
+
         check("/healthz", await http.get("/healthz"))
         check("/readyz", await http.get("/readyz"))
         check("/metrics", await http.get("/metrics"))
@@ -155,15 +176,19 @@ async def test_every_documented_rest_response_is_real_and_matches(
         check(DEBUG, await http.get(DEBUG))
 
         pad = {"X-Pad": "p" * (server.settings.max_header_bytes + 1)}
-        for path in (CREATE, ONE, LIST, "/healthz", "/readyz", "/metrics", DEBUG):
-            method = "POST" if path == CREATE else "GET"
-            url = path.replace("{meal_log_id}", meal_id)
+        for path in (CREATE, ONE, LIST, "/healthz", "/readyz", "/metrics", DEBUG, DEVICE, DEVICES):
+            method = {CREATE: "POST", DEVICE: "PUT"}.get(path, "GET")
+            url = path.replace("{meal_log_id}", meal_id).replace("{device_token}", "ab" * 32)
             check(path, await http.request(method, url, headers={**auth, **pad}))
+        check(DEVICE, await http.delete(device, headers={**auth, **pad}))
 
         store_down()
         check(CREATE, await http.post(CREATE, json={"raw_input": "egg"}, headers=auth))
         check(ONE, await http.get(f"/api/v1/meal-logs/{meal_id}", headers=auth))
         check(LIST, await http.get(LIST, headers=auth))
+        check(DEVICE, await http.put(device, json=ios, headers=auth))
+        check(DEVICE, await http.delete(device, headers=auth))
+        check(DEVICES, await http.get(DEVICES, headers=auth))
         server.services.start_draining()  # what the first SIGTERM does; last, as it is for good
         draining = check("/healthz", await http.get("/healthz"))
         assert (draining.status_code, draining.json()["ready"]) == (200, False)  # still alive

@@ -40,6 +40,7 @@ SCENARIOS: dict[str, list[str]] = {
     "fanout": ["fanout", "--background-users", "3", "--posts", "5", "--rate", "10", *COMMON],
     "logs": ["logs", "--lines", "10000", "--repeat", "1"],
     "positions": ["positions", "--sockets", "300", "--users", "100", "--rounds", "2"],
+    "push": ["push", "--notifications", "20", "--users", "5", "--rate", "50"],
     "compare": [
         "compare",
         "--targets",
@@ -110,6 +111,12 @@ def test_scenario_runs_and_passes_its_leak_check(scenario: str, tmp_path: Path) 
         }
         assert len(record["results"]["pass_ms_rounds"]) == 2
         assert record["results"]["pass_ms_median"] > 0
+        return
+    if scenario == "push":
+        assert (record["queued"], record["pushed"], record["push_failed"]) == (20, 20, 0)
+        assert record["standin_problems"] == []
+        assert record["queued_to_200_ms"]["count"] == 20
+        assert record["queued_to_200_ms"]["p99"] > 0
         return
     if scenario == "compare":
         assert record["leak_check"]["passed"] is True

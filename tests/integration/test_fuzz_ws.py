@@ -44,13 +44,23 @@ MAX_SEQ = 2**53
 MAX_MESSAGE_BYTES = 65536  # the server's default FITIQ_MAX_MESSAGE_BYTES
 
 _users = itertools.count()
-STATS: dict[str, int] = {}
-_backend = ["sqlite"]  # the store of the server the running test fuzzes, for the report
 
 
-def count(key: str, n: int = 1) -> None:
-    key = f"{_backend[0]}: {key}"
-    STATS[key] = STATS.get(key, 0) + n
+class Tally:
+    """What one test sent and saw, per kind; that test reports it (`pytest -rP`, junit XML)."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.counts: dict[str, int] = {}
+
+    def count(self, key: str, n: int = 1) -> None:
+        key = f"{self.backend}: {key}"
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def report(self, record_property: Any) -> None:
+        for key, value in sorted(self.counts.items()):
+            print(f"{value:6d}  {key}")
+            record_property(key, value)
 
 
 # ------------------------------------------------------------------------------ the model
@@ -231,7 +241,7 @@ terminal_actions = st.one_of(
 # ------------------------------------------------------------------------------ sessions
 
 
-async def _read_event(client: RawClient) -> tuple[str, Any]:
+async def _read_event(client: RawClient, tally: Tally) -> tuple[str, Any]:
     """("text", frame) | ("pong", payload) | ("close", code) | ("eof", None); frames validated."""
     frame = await client.frame()
     if frame is None:
@@ -240,44 +250,44 @@ async def _read_event(client: RawClient) -> tuple[str, Any]:
     if opcode == TEXT:
         message = orjson.loads(payload)
         validate_frame(message)
-        count(f"server frame {message['type']}")
+        tally.count(f"server frame {message['type']}")
         return "text", message
     if opcode == PONG:
         return "pong", payload
     if opcode == CLOSE:
         code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
-        count(f"server close {code}")
+        tally.count(f"server close {code}")
         return "close", code
     raise AssertionError(f"the server sent opcode {opcode:#x}")
 
 
-async def _session(port: int, actions: list[Action], terminal: Action | None) -> None:
+async def _session(port: int, tally: Tally, actions: list[Action], terminal: Action | None) -> None:
     user = f"fuzz-{next(_users)}"
     status, _, client = await RawClient.connect(port, f"/ws/meal-logs?token={token_for(user)}")
     assert status == 101, status
     try:
-        kind, welcome = await _read_event(client)
+        kind, welcome = await _read_event(client, tally)
         assert kind == "text" and welcome["type"] == "welcome", (kind, welcome)
         if terminal is None:
-            await _until_synced(client, actions)
+            await _until_synced(client, actions, tally)
         else:
-            await _until_ended(client, actions, terminal)
+            await _until_ended(client, actions, terminal, tally)
     finally:
         await client.aclose()
 
 
-async def _until_synced(client: RawClient, actions: list[Action]) -> None:
+async def _until_synced(client: RawClient, actions: list[Action], tally: Tally) -> None:
     """Every action's replies in order, then a polite close that the server echoes."""
     sync = text_action('{"type":"ping"}')
     expected, pongs = [], []
     for action in [*actions, sync]:
-        count(f"sent {action.name}")
+        tally.count(f"sent {action.name}")
         assert await client.send(action.data), "the server closed a socket it should keep"
         expected += action.replies
         pongs += action.control_pongs
     replies = []
     while len(replies) < len(expected):
-        kind, value = await _read_event(client)
+        kind, value = await _read_event(client, tally)
         if kind == "text" and value["type"] != "ping":  # server heartbeats may come any time
             replies.append(value["type"])
         elif kind == "pong":
@@ -287,25 +297,27 @@ async def _until_synced(client: RawClient, actions: list[Action]) -> None:
     assert replies == expected
     assert not pongs, f"control pongs never came: {pongs}"
     await client.send(encode_frame(CLOSE, struct.pack("!H", 1000)))
-    assert await _close_code(client) == 1000
+    assert await _close_code(client, tally) == 1000
 
 
-async def _until_ended(client: RawClient, actions: list[Action], terminal: Action) -> None:
+async def _until_ended(
+    client: RawClient, actions: list[Action], terminal: Action, tally: Tally
+) -> None:
     """Send everything; the connection must end the way the description says."""
     for action in [*actions, terminal]:
-        count(f"sent {action.name}")
+        tally.count(f"sent {action.name}")
         if action.ends_with == "aborted":
             return  # drop TCP at once; the server must clean up by itself
         if not await client.send(action.data):
             break
-    code = await _close_code(client)
+    code = await _close_code(client, tally)
     assert code == terminal.ends_with, f"{terminal.name}: closed with {code}"
 
 
-async def _close_code(client: RawClient) -> int | None:
+async def _close_code(client: RawClient, tally: Tally) -> int | None:
     """Read to the end: the server's close code (documented, or an echo), None if dropped."""
     while True:
-        kind, value = await _read_event(client)
+        kind, value = await _read_event(client, tally)
         if kind == "close":
             return value
         if kind == "eof":
@@ -325,23 +337,23 @@ def server(module_server: SubprocessServer) -> SubprocessServer:
     return module_server
 
 
-def _run(server: SubprocessServer, deadline: float, coro_fn: Any, *args: Any) -> None:
+def _run(server: SubprocessServer, deadline: float, tally: Tally, coro_fn: Any, *args: Any) -> None:
     if time.monotonic() > deadline:
-        count("skipped past the budget")
+        tally.count("skipped past the budget")
         return
     assert server.port is not None
 
     async def bounded() -> None:
         with trio.fail_after(15):
-            await coro_fn(server.port, *args)
+            await coro_fn(server.port, tally, *args)
 
     trio.run(bounded)
 
 
 def test_fuzzed_sessions_get_documented_answers_only(
-    server: SubprocessServer, backend: str
+    server: SubprocessServer, backend: str, record_property: Any
 ) -> None:
-    _backend[0] = backend
+    tally = Tally(backend)
     deadline = time.monotonic() + BUDGET
 
     @settings(
@@ -352,22 +364,25 @@ def test_fuzzed_sessions_get_documented_answers_only(
     )
     @given(actions=st.lists(middle_actions, max_size=12), terminal=terminal_actions)
     def run(actions: list[Action], terminal: Action | None) -> None:
-        count("sessions")
-        _run(server, deadline, _session, actions, terminal)
+        tally.count("sessions")
+        _run(server, deadline, tally, _session, actions, terminal)
 
-    run()
-    _assert_server_clean(server)
+    try:
+        run()
+    finally:
+        tally.report(record_property)
+    _assert_server_clean(server, tally)
 
 
-async def _handshake(port: int, query: str) -> None:
+async def _handshake(port: int, tally: Tally, query: str) -> None:
     status, head, client = await RawClient.connect(port, f"/ws/meal-logs?{query}")
-    count(f"handshake {status}")
+    tally.count(f"handshake {status}")
     try:
         if status == 101:
-            kind, welcome = await _read_event(client)
+            kind, welcome = await _read_event(client, tally)
             assert kind == "text" and welcome["type"] == "welcome"
             await client.send(encode_frame(CLOSE, struct.pack("!H", 1000)))
-            assert await _close_code(client) in (1000, None)
+            assert await _close_code(client, tally) in (1000, None)
             return
         assert status in REFUSALS, status
         body = await _read_body(client, head)
@@ -395,9 +410,9 @@ query_values = st.one_of(
 
 
 def test_fuzzed_handshakes_get_101_or_a_documented_refusal(
-    server: SubprocessServer, backend: str
+    server: SubprocessServer, backend: str, record_property: Any
 ) -> None:
-    _backend[0] = backend
+    tally = Tally(backend)
     deadline = time.monotonic() + BUDGET
 
     @settings(
@@ -412,7 +427,7 @@ def test_fuzzed_handshakes_get_101_or_a_documented_refusal(
         extra=st.dictionaries(texts, texts, max_size=3),
     )
     def run(token: str, last_seq: str | None, extra: dict[str, str]) -> None:
-        count("handshakes")
+        tally.count("handshakes")
         params: dict[str, str] = dict(extra)
         tokens = {
             "good": token_for(f"hs-{next(_users)}"),
@@ -425,13 +440,16 @@ def test_fuzzed_handshakes_get_101_or_a_documented_refusal(
         if last_seq is not None:
             params["last_seq"] = last_seq
         query = httpx.QueryParams(params)
-        _run(server, deadline, _handshake, str(query))
+        _run(server, deadline, tally, _handshake, str(query))
 
-    run()
-    _assert_server_clean(server)
+    try:
+        run()
+    finally:
+        tally.report(record_property)
+    _assert_server_clean(server, tally)
 
 
-async def _churn(port: int) -> None:
+async def _churn(port: int, tally: Tally) -> None:
     """Many sockets opened and dropped at every stage, 25 at a time."""
 
     async def one(index: int) -> None:
@@ -442,7 +460,7 @@ async def _churn(port: int) -> None:
             return
         user = f"churn-{index % 7}"  # shared users: the per-user cap is part of the churn
         status, _, client = await RawClient.connect(port, f"/ws/meal-logs?token={token_for(user)}")
-        count(f"churn handshake {status}")
+        tally.count(f"churn handshake {status}")
         try:
             if stage >= 2 and status == 101:
                 await client.frame()  # the welcome
@@ -459,14 +477,17 @@ async def _churn(port: int) -> None:
                 nursery.start_soon(one, batch * 25 + index)
 
 
-def test_rapid_open_and_close(server: SubprocessServer, backend: str) -> None:
-    _backend[0] = backend
-    count("churn sockets", 200)
-    _run(server, time.monotonic() + BUDGET, _churn)
-    _assert_server_clean(server)
+def test_rapid_open_and_close(server: SubprocessServer, backend: str, record_property: Any) -> None:
+    tally = Tally(backend)
+    tally.count("churn sockets", 200)
+    try:
+        _run(server, time.monotonic() + BUDGET, tally, _churn)
+    finally:
+        tally.report(record_property)
+    _assert_server_clean(server, tally)
 
 
-def _assert_server_clean(server: SubprocessServer) -> None:
+def _assert_server_clean(server: SubprocessServer, tally: Tally) -> None:
     """Up, nothing registered, one disconnect per connect, and not a single error logged."""
     admin = {"Authorization": "Bearer " + token_for("ops", admin=True)}
     with httpx.Client(base_url=server.url("")) as http:
@@ -485,19 +506,10 @@ def _assert_server_clean(server: SubprocessServer) -> None:
     errors = [event for event in server.events() if event.get("level") in ("error", "critical")]
     assert errors == [], errors[:3]
     assert server.proc.poll() is None
-    assert {code for key, code in _close_codes_seen()} <= CLOSE_CODES | set(_VALID_CLOSE_CODES)
+    assert {code for key, code in _close_codes_seen(tally)} <= CLOSE_CODES | set(_VALID_CLOSE_CODES)
 
 
-def _close_codes_seen() -> Iterator[tuple[str, int]]:
-    for key in STATS:
+def _close_codes_seen(tally: Tally) -> Iterator[tuple[str, int]]:
+    for key in tally.counts:
         if ": server close " in key and not key.endswith(" None"):
             yield key, int(key.rsplit(" ", 1)[1])
-
-
-def test_fuzz_report(record_property: Any) -> None:
-    """How many cases ran per kind (shown with `pytest -rP`)."""
-    if not STATS:
-        pytest.skip("the fuzz tests did not run in this session")
-    for key, value in sorted(STATS.items()):
-        print(f"{value:6d}  {key}")
-        record_property(key, value)

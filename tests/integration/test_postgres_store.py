@@ -47,7 +47,7 @@ def pg_database() -> Iterator[str]:
 
 def truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE meal_logs, user_seq, notifications")
+        conn.execute("TRUNCATE meal_logs, user_seq, notifications, devices")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -325,7 +325,55 @@ async def test_migration_is_recorded_once(two_nodes: tuple[PostgresStore, Postgr
         with psycopg.connect(two_nodes[0].url) as conn:
             return [row[0] for row in conn.execute("SELECT version FROM schema_version")]
 
-    assert await trio.to_thread.run_sync(versions) == [1]
+    assert await trio.to_thread.run_sync(versions) == [1, 2]
+
+
+DEVICE = "5e" * 32
+
+
+async def test_devices_one_user_several_and_a_moved_token_belongs_to_the_new_user(
+    store: Store,
+) -> None:
+    first, created = await store.put_device("ana", DEVICE, "ios", "production")
+    assert created and (first.user_id, first.environment) == ("ana", "production")
+    again, created = await store.put_device("ana", DEVICE, "ios", "sandbox")
+    assert not created and again.created_at == first.created_at and again.environment == "sandbox"
+    other, _ = await store.put_device("ana", "6f" * 40, "ios", "production")
+    assert await store.list_devices("ana") == [again, other]
+    moved, created = await store.put_device("bob", DEVICE, "ios", "production")
+    assert created and moved.user_id == "bob"
+    assert await store.list_devices("ana") == [other]
+    assert await store.list_devices("bob") == [moved]
+    assert not await store.delete_device("ana", DEVICE)  # not ana's any more
+    assert await store.delete_device("bob", DEVICE)
+    assert await store.list_devices("bob") == []
+
+
+@pytest.mark.postgres
+async def test_a_schema_1_database_migrates_to_devices() -> None:
+    """A database the previous release created (schema 1, with data) gains the devices table."""
+    from fitiq_rt.meals import postgres_store
+
+    with fresh_database() as url:
+
+        def create_version_1() -> None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                for statement in postgres_store.MIGRATIONS[1].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (1)")
+                conn.execute("INSERT INTO user_seq VALUES ('ana', 3)")
+
+        await trio.to_thread.run_sync(create_version_1)
+        node = PostgresStore(url, node_name="upgraded")
+        await node.open()
+        try:
+            assert await node.latest_seq("ana") == 3  # the old data is kept
+            device, created = await node.put_device("ana", DEVICE, "ios", "sandbox")
+            assert created and await node.list_devices("ana") == [device]
+        finally:
+            await node.close()
 
 
 # ---------------------------------------------------------------- PostgreSQL unreachable

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from fitiq_rt.observability.report import analyze
-from fitiq_rt.observability.report_render import write_html
+from fitiq_rt.logreport import analyze, write_html
 
 
 def _load_generator() -> Callable[..., None]:
@@ -38,7 +37,7 @@ generate_log = _load_generator()
 
 
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-_BAR_RGB = np.array([0x1F, 0x77, 0xB4]) / 255  # report_render._BAR_COLOR
+_BAR_RGB = np.array([0x1F, 0x77, 0xB4]) / 255  # logreport.charts' bar colour
 
 
 def _chromium() -> str:

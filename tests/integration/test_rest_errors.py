@@ -14,6 +14,9 @@ from tests.servers import InProcessServer, start_in_process, token_for
 AUTH = {"Authorization": "Bearer " + token_for("ana")}
 JSON = {**AUTH, "Content-Type": "application/json"}
 POST = "/api/v1/meal-logs/natural"
+DEVICE_PREFIX = "/api/v1/devices/"
+DEVICE = DEVICE_PREFIX + "ab" * 32
+IOS = {"platform": "ios"}
 
 CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     # (id, method, path, request kwargs, status, code)
@@ -186,6 +189,70 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     ),
     ("unknown route", "GET", "/api/v2/nothing", {}, 404, "not_found"),
     ("wrong method", "DELETE", POST, {"headers": AUTH}, 405, "method_not_allowed"),
+    ("device no token", "PUT", DEVICE, {"json": IOS}, 401, "unauthorized"),
+    ("device bad json", "PUT", DEVICE, {"content": b"{", "headers": JSON}, 400, "invalid_json"),
+    ("device no body", "PUT", DEVICE, {"content": b"", "headers": JSON}, 400, "invalid_json"),
+    ("device array", "PUT", DEVICE, {"json": [IOS], "headers": AUTH}, 422, "validation_error"),
+    ("device no platform", "PUT", DEVICE, {"json": {}, "headers": AUTH}, 422, "validation_error"),
+    (
+        "device android",
+        "PUT",
+        DEVICE,
+        {"json": {"platform": "android"}, "headers": AUTH},
+        422,
+        "validation_error",
+    ),
+    (
+        "device environment",
+        "PUT",
+        DEVICE,
+        {"json": {**IOS, "environment": "staging"}, "headers": AUTH},
+        422,
+        "validation_error",
+    ),
+    (
+        "device token 63 hex",
+        "PUT",
+        DEVICE_PREFIX + "a" * 63,
+        {"json": IOS, "headers": AUTH},
+        422,
+        "validation_error",
+    ),
+    (
+        "device token 201 hex",
+        "PUT",
+        DEVICE_PREFIX + "a" * 201,
+        {"json": IOS, "headers": AUTH},
+        422,
+        "validation_error",
+    ),
+    (
+        "device token not hex",
+        "PUT",
+        DEVICE_PREFIX + "g" * 64,
+        {"json": IOS, "headers": AUTH},
+        422,
+        "validation_error",
+    ),
+    (
+        "device too large",
+        "PUT",
+        DEVICE,
+        {"content": b"x" * 70_000, "headers": JSON},
+        413,
+        "payload_too_large",
+    ),
+    ("device delete unknown", "DELETE", DEVICE, {"headers": AUTH}, 404, "not_found"),
+    ("device delete not hex", "DELETE", DEVICE_PREFIX + "zz", {"headers": AUTH}, 404, "not_found"),
+    ("devices no token", "GET", "/api/v1/devices", {}, 401, "unauthorized"),
+    (
+        "devices wrong method",
+        "POST",
+        "/api/v1/devices",
+        {"headers": AUTH},
+        405,
+        "method_not_allowed",
+    ),
 ]
 
 

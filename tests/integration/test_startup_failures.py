@@ -153,3 +153,61 @@ def test_the_html_report_without_its_extra_names_the_extra(tmp_path: Path) -> No
     assert done.returncode == 1
     hint = "the HTML report's charts needs the report extra: pip install 'fitiq_rt[report]'"
     assert done.stderr.strip().splitlines()[-1].endswith(f"--html: {hint}")
+
+
+def _apns_env(key_file: Path) -> dict[str, str]:
+    return {
+        "FITIQ_APNS_KEY_FILE": str(key_file),
+        "FITIQ_APNS_KEY_ID": "ABC123DEFG",
+        "FITIQ_APNS_TEAM_ID": "TEAM123456",
+        "FITIQ_APNS_TOPIC": "com.example.fitiq",
+    }
+
+
+def test_a_missing_apns_key_file(tmp_path: Path) -> None:
+    missing = tmp_path / "AuthKey.p8"
+    done = _serve(tmp_path, **_apns_env(missing))
+    assert done.returncode == 1
+    assert _one_line(done) == (
+        f"fitiq-rt: FITIQ_APNS_KEY_FILE: cannot read {missing}: No such file or directory"
+    )
+
+
+def test_an_apns_key_file_that_is_not_a_p256_key(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    not_pem = tmp_path / "garbage.p8"
+    not_pem.write_text("-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+    other_curve = tmp_path / "p384.p8"
+    other_curve.write_bytes(
+        ec.generate_private_key(ec.SECP384R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    for key_file in (not_pem, other_curve):
+        done = _serve(tmp_path, **_apns_env(key_file))
+        assert done.returncode == 2
+        assert _one_line(done) == (
+            f"fitiq-rt: FITIQ_APNS_KEY_FILE: {key_file} is not an APNs auth key "
+            "(a P-256 private key in PEM, as the .p8 file Apple hands out)"
+        )
+
+
+def test_an_apns_key_file_without_its_ids(tmp_path: Path) -> None:
+    done = _serve(tmp_path, FITIQ_APNS_KEY_FILE=str(tmp_path / "k.p8"), FITIQ_APNS_TOPIC="x")
+    assert done.returncode == 2
+    assert _one_line(done) == (
+        "fitiq-rt: FITIQ_APNS_KEY_FILE is set, so FITIQ_APNS_KEY_ID, FITIQ_APNS_TEAM_ID must be too"
+    )
+
+
+@pytest.mark.parametrize("module", ["httpx", "cryptography"])
+def test_push_without_its_extra_names_the_extra(tmp_path: Path, module: str) -> None:
+    done = _cli(tmp_path, "serve", without=module, **_apns_env(tmp_path / "k.p8"))
+    assert done.returncode == 1
+    assert _one_line(done) == (
+        "fitiq-rt: FITIQ_APNS_KEY_FILE (push) needs the push extra: pip install 'fitiq_rt[push]'"
+    )

@@ -9,14 +9,15 @@ import pytest
 
 from benchmarks.cli import build_parser as benchmark_parser
 from fitiq_rt.cli import build_parser, main
-from fitiq_rt.config import ENV_FIELDS, SETTING_DOCS, Settings, settings_markdown
+from fitiq_rt.config import SETTINGS, Settings, settings_markdown
 from tests.servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 
 
 def test_the_settings_table_is_the_generated_one_for_every_variable() -> None:
-    assert set(SETTING_DOCS) == set(ENV_FIELDS)  # a meaning and a default for each setting
+    assert len(SETTINGS) == len(attrs.fields(Settings))  # every field is a declared setting
+    assert all(info.meaning for info in SETTINGS.values())
     assert settings_markdown() in README, "regenerate it: python -m fitiq_rt.config"
 
 
@@ -26,8 +27,8 @@ def test_serve_help_gives_each_flag_its_meaning_and_default(
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     flat = " ".join(capsys.readouterr().out.split())
-    for variable, (default, meaning) in SETTING_DOCS.items():
-        assert f"{meaning} (env {variable}; default {default})" in flat, variable
+    for variable, info in SETTINGS.items():
+        assert f"{info.meaning} (env {variable}; default {info.shown_default})" in flat, variable
 
 
 def test_every_fitiq_rt_command_in_the_readme_parses() -> None:
@@ -50,8 +51,7 @@ def test_the_benchmark_examples_parse() -> None:
 
 def test_the_documented_numeric_defaults_are_the_real_ones() -> None:
     defaults = {field.name: field.default for field in attrs.fields(Settings)}
-    for variable, (field, _parse) in ENV_FIELDS.items():
-        real = defaults[field]
+    for variable, info in SETTINGS.items():
+        real = defaults[info.field]
         if isinstance(real, int | float) and not isinstance(real, bool):
-            shown = SETTING_DOCS[variable][0].split()[0]
-            assert float(shown) == real, variable
+            assert float(info.shown_default.split()[0]) == real, variable

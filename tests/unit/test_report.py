@@ -18,9 +18,7 @@ import orjson
 import pytest
 from rich.console import Console
 
-from fitiq_rt.observability import report as rp
-from fitiq_rt.observability.logs_cli import main as logs_main
-from fitiq_rt.observability.report import (
+from fitiq_rt.logreport import (
     DISCONNECT_WITHOUT_CONNECT,
     DUPLICATE_DISCONNECT,
     QUEUED_WHILE_CONNECTED,
@@ -32,8 +30,12 @@ from fitiq_rt.observability.report import (
     LogReadError,
     Report,
     analyze,
+    parse_timestamp,
+    render_html,
+    render_terminal,
+    to_json,
 )
-from fitiq_rt.observability.report_render import render_html, render_terminal, to_json
+from fitiq_rt.logreport.cli import main as logs_main
 
 
 def _load_generator() -> Callable[..., None]:
@@ -598,8 +600,8 @@ def test_recently_closed_ids_are_bounded() -> None:
 
 
 def test_parse_timestamp_forms() -> None:
-    assert rp.parse_timestamp("2026-11-25T19:20:01.123456Z") == pytest.approx(
+    assert parse_timestamp("2026-11-25T19:20:01.123456Z") == pytest.approx(
         datetime(2026, 11, 25, 19, 20, 1, 123456, tzinfo=UTC).timestamp()
     )
-    assert rp.parse_timestamp("2026-11-25T19:20:01") == rp.parse_timestamp("2026-11-25T19:20:01Z")
-    assert rp.parse_timestamp("yesterday") is None and rp.parse_timestamp(5) is None
+    assert parse_timestamp("2026-11-25T19:20:01") == parse_timestamp("2026-11-25T19:20:01Z")
+    assert parse_timestamp("yesterday") is None and parse_timestamp(5) is None

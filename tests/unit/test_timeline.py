@@ -10,9 +10,8 @@ import orjson
 import pytest
 from rich.console import Console
 
-from fitiq_rt.observability.logs_cli import main as logs_main
-from fitiq_rt.observability.report import QUEUED_WHILE_CONNECTED
-from fitiq_rt.observability.timeline import render_timeline, timeline, timeline_to_json
+from fitiq_rt.logreport import QUEUED_WHILE_CONNECTED, render_timeline, timeline, timeline_to_json
+from fitiq_rt.logreport.cli import main as logs_main
 
 T0 = datetime(2026, 11, 25, 19, 20, tzinfo=UTC)
 

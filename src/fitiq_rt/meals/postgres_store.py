@@ -30,12 +30,15 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
+from ..devices import Device
 from ..logconfig import get_logger
 from ..notification import Notification
 from ..realtime.history import HistoryPage
 from .model import MealLog, now_stamp, stamp
 from .rows import (
+    DEVICE_COLUMNS,
     MEAL_COLUMNS,
+    device_from_row,
     finished_notification,
     meal_from_row,
     meal_params,
@@ -50,7 +53,7 @@ log = get_logger("fitiq_rt.store")
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HEALTH_TIMEOUT = 2.0
 RECONNECT_GIVE_UP = 10.0
 MIGRATION_LOCK_KEY = 0x66697469_71727431  # "fitiqrt1": one advisory lock for schema changes
@@ -92,6 +95,17 @@ MIGRATIONS: dict[int, str] = {
         data TEXT NOT NULL,
         PRIMARY KEY (user_id, seq)
     );
+    """,
+    2: """
+    CREATE TABLE devices (
+        device_token TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        created_at TEXT COLLATE "C" NOT NULL,
+        updated_at TEXT COLLATE "C" NOT NULL
+    );
+    CREATE INDEX devices_user ON devices (user_id);
     """,
 }
 
@@ -372,6 +386,56 @@ class PostgresStore:
             )
 
         return await self._run(select)
+
+    async def put_device(
+        self, user_id: str, device_token: str, platform: str, environment: str
+    ) -> tuple[Device, bool]:
+        now = now_stamp()
+
+        def upsert(conn: Conn) -> tuple[Device, bool]:
+            row = conn.execute(
+                _UPSERT_DEVICE, (device_token, user_id, platform, environment, now, now)
+            ).fetchone()
+            assert row is not None
+            device = device_from_row(row)
+            return device, device.created_at == now
+
+        return await self._run(upsert)
+
+    async def delete_device(self, user_id: str, device_token: str) -> bool:
+        def delete(conn: Conn) -> bool:
+            cursor = conn.execute(
+                "DELETE FROM devices WHERE device_token = %s AND user_id = %s",
+                (device_token, user_id),
+            )
+            return cursor.rowcount > 0
+
+        return await self._run(delete)
+
+    async def list_devices(self, user_id: str) -> list[Device]:
+        def select(conn: Conn) -> list[Device]:
+            rows = conn.execute(
+                f"SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = %s "
+                "ORDER BY created_at, device_token",
+                (user_id,),
+            ).fetchall()
+            return [device_from_row(row) for row in rows]
+
+        return await self._run(select)
+
+
+# One statement (the row lock orders two nodes registering one token): a token that was the
+# caller's keeps its created_at (the caller learns "not new" from that), one of another user's
+# moves to the caller.
+_UPSERT_DEVICE = (
+    f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (device_token) DO UPDATE SET "
+    "created_at = CASE WHEN devices.user_id = excluded.user_id "
+    "THEN devices.created_at ELSE excluded.created_at END, "
+    "user_id = excluded.user_id, platform = excluded.platform, "
+    "environment = excluded.environment, updated_at = excluded.updated_at "
+    f"RETURNING {DEVICE_COLUMNS}"
+)
 
 
 def _release_previous_claims(conn: Conn, node_name: str, node_id: str) -> int:

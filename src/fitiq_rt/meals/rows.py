@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ..clock import rfc3339
+from ..devices import Device
 from ..notification import Notification
 from .model import ZERO_TOTALS, MealLog, now_stamp
 from .store import IdempotencyConflict, NewMealLog, Outcome
@@ -103,4 +104,19 @@ def note_from_row(user_id: str, row: tuple[Any, ...]) -> Notification:
         event_id=row[2],
         created_at=row[3],
         data=orjson.loads(row[4]),
+    )
+
+
+DEVICE_COLUMNS = "device_token, user_id, platform, environment, created_at, updated_at"
+
+
+def device_from_row(row: tuple[Any, ...]) -> Device:
+    token, user_id, platform, environment, created_at, updated_at = row
+    return Device(
+        device_token=token,
+        user_id=user_id,
+        platform=platform,
+        environment=environment,
+        created_at=created_at,
+        updated_at=updated_at,
     )

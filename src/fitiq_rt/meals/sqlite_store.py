@@ -16,11 +16,14 @@ from typing import TypeVar
 import orjson
 import trio
 
+from ..devices import Device
 from ..notification import Notification
 from ..realtime.history import HistoryPage
 from .model import MealLog, now_stamp, stamp
 from .rows import (
+    DEVICE_COLUMNS,
     MEAL_COLUMNS,
+    device_from_row,
     finished_notification,
     meal_from_row,
     meal_params,
@@ -38,7 +41,7 @@ T = TypeVar("T")
 # (resume pages, welcome seqs, GETs) on a 2-core host; more only hold file descriptors.
 READERS = 2
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE meal_logs (
@@ -73,6 +76,17 @@ MIGRATIONS: dict[int, str] = {
         data TEXT NOT NULL,
         PRIMARY KEY (user_id, seq)
     ) WITHOUT ROWID;
+    """,
+    2: """
+    CREATE TABLE devices (
+        device_token TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX devices_user ON devices (user_id);
     """,
 }
 
@@ -328,6 +342,41 @@ class SqliteStore:
 
         return await self._read(select, "since")
 
+    async def put_device(
+        self, user_id: str, device_token: str, platform: str, environment: str
+    ) -> tuple[Device, bool]:
+        now = now_stamp()
+
+        def upsert(db: sqlite3.Connection) -> tuple[Device, bool]:
+            row = db.execute(
+                _UPSERT_DEVICE, (device_token, user_id, platform, environment, now, now)
+            ).fetchone()
+            device = device_from_row(row)
+            return device, device.created_at == now
+
+        return await self._run(upsert, "put_device")
+
+    async def delete_device(self, user_id: str, device_token: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "DELETE FROM devices WHERE device_token = ? AND user_id = ?",
+                (device_token, user_id),
+            )
+            return cursor.rowcount > 0
+
+        return await self._run(delete, "delete_device")
+
+    async def list_devices(self, user_id: str) -> list[Device]:
+        def select(db: sqlite3.Connection) -> list[Device]:
+            rows = db.execute(
+                f"SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = ? "
+                "ORDER BY created_at, device_token",
+                (user_id,),
+            ).fetchall()
+            return [device_from_row(row) for row in rows]
+
+        return await self._read(select, "list_devices")
+
 
 def _history_page(db: sqlite3.Connection, user_id: str, after_seq: int, limit: int) -> HistoryPage:
     latest_row = db.execute(
@@ -346,6 +395,19 @@ def _history_page(db: sqlite3.Connection, user_id: str, after_seq: int, limit: i
         latest=latest_row[0] if latest_row else 0,
         oldest=oldest_row[0] if oldest_row else None,
     )
+
+
+# One statement, so two requests for one token cannot interleave: a token that was the caller's
+# keeps its created_at (the caller learns "not new" from that), one of another user's moves.
+_UPSERT_DEVICE = (
+    f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (device_token) DO UPDATE SET "
+    "created_at = CASE WHEN devices.user_id = excluded.user_id "
+    "THEN devices.created_at ELSE excluded.created_at END, "
+    "user_id = excluded.user_id, platform = excluded.platform, "
+    "environment = excluded.environment, updated_at = excluded.updated_at "
+    f"RETURNING {DEVICE_COLUMNS}"
+)
 
 
 def _finish_in_transaction(

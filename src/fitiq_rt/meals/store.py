@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from ..devices import Device
 from ..notification import Notification
 from ..realtime.history import HistoryPage
 from .model import MealLog
@@ -87,6 +88,19 @@ class Store(Protocol):
         ...
 
     async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage: ...
+
+    async def put_device(
+        self, user_id: str, device_token: str, platform: str, environment: str
+    ) -> tuple[Device, bool]:
+        """Register the device to the user (moving it from any other user); True when it is
+        new to this user."""
+        ...
+
+    async def delete_device(self, user_id: str, device_token: str) -> bool:
+        """Forget the user's device; False when it is not the user's."""
+        ...
+
+    async def list_devices(self, user_id: str) -> list[Device]: ...
 
 
 def open_store(database_url: str, *, data_dir: Path) -> Store:

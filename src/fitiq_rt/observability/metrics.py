@@ -78,6 +78,12 @@ class Metrics:
             "Sockets the position check found behind the store and caught up",
             registry=r,
         )
+        self.push = Counter(
+            "fitiq_push",
+            "APNs pushes per device, by outcome (sent | failed | removed; dropped: queue full)",
+            ["outcome"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "fitiq_http_requests", "HTTP requests by status class", ["status"], registry=r
         )

@@ -9,13 +9,13 @@ input cannot be read, or the HTML cannot be written: one line on stderr).
 
 Wiring into the main argparse CLI::
 
-    from fitiq_rt.observability.logs_cli import add_logs_parser, run_logs
+    from fitiq_rt.logreport import add_logs_parser, run_logs
     add_logs_parser(subparsers)              # subparsers = parser.add_subparsers(dest=...)
     ...
     if args.command == "logs": return run_logs(args)
 
 ``add_logs_parser`` also sets ``func=run_logs`` as a parser default for CLIs that dispatch on it.
-Standalone: ``python -m fitiq_rt.observability.logs_cli logs report FILE``.
+Standalone: ``python -m fitiq_rt.logreport.cli logs report FILE``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from typing import Any
 
 import orjson
 
-from .report import LogReadError, analyze
+from .. import events as ev
+from .analyzer import analyze
+from .reading import LogReadError
 
 _PROG_ERROR = "fitiq-rt logs"
 
@@ -82,7 +84,9 @@ def _write_json(value: dict[str, Any]) -> None:
 
 def _run_report(args: argparse.Namespace) -> int:
     from ..extras import install_hint
-    from .report_render import render_terminal, to_json, write_html
+    from .html_report import write_html
+    from .json_report import to_json
+    from .terminal_report import render_terminal
 
     report = analyze(args.files, top_n=args.top)
     if args.html:
@@ -108,13 +112,13 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_timeline(args: argparse.Namespace) -> int:
-    from .timeline import render_timeline, timeline, timeline_to_json
+    from .user_timeline import render_timeline, timeline, timeline_to_json
 
     tl = timeline(args.files, args.user)
     if args.json:
         _write_json(timeline_to_json(tl))
         return 0
-    if all(entry.event.startswith("server.") for entry in tl.entries):  # context lines only
+    if all(entry.event.startswith(ev.SERVER_PREFIX) for entry in tl.entries):  # context lines only
         names = ", ".join(args.files)
         print(
             f"fitiq-rt logs timeline: no events for user {args.user!r} in {names}", file=sys.stderr

@@ -21,18 +21,38 @@ from __future__ import annotations
 
 import gzip
 import heapq
-import math
-import sys
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
-STDIN = "-"
-"""The path that means standard input."""
+from .. import events as ev
+from .aggregates import ConcurrencySeries, LabelCounter, LogHistogram
+from .kinds import (
+    DISCONNECT_WITHOUT_CONNECT,
+    DUPLICATE_DISCONNECT,
+    QUEUED_WHILE_CONNECTED,
+    SEVERITY_ERROR,
+    SEVERITY_NOTE,
+    SEVERITY_ORDER,
+    SEVERITY_WARNING,
+    UNCLOSED_CONNECTION,
+    UNFINISHED_MEAL_LOG,
+    WS_UPGRADE_FAILED,
+)
+from .model import (
+    Anomaly,
+    ConnectionStats,
+    DeliveryStats,
+    HttpStats,
+    LineRef,
+    MealLogStats,
+    ParseStats,
+    Report,
+)
+from .reading import STDIN, LogReadError, check_inputs, open_input, parse_timestamp
+from .success import success_metrics
 
 #: Seconds between a ``notification.queued`` and the socket's own ``ws.disconnected`` within
 #: which the two are treated as one close in progress, not as the seed's bug: the session removes
@@ -40,369 +60,7 @@ STDIN = "-"
 #: written by other tasks (and other nodes' clocks) can still land on either side of it.
 DEFAULT_CLOSE_RACE_GRACE = 2.0
 
-SEVERITY_ERROR = "error"
-SEVERITY_WARNING = "warning"
-SEVERITY_NOTE = "note"
-SEVERITY_ORDER = {SEVERITY_ERROR: 0, SEVERITY_WARNING: 1, SEVERITY_NOTE: 2}
-
-# Anomaly kinds (stable strings: they appear in JSON output and tests).
-UNCLOSED_CONNECTION = "unclosed_connection"
-QUEUED_WHILE_CONNECTED = "queued_while_connected"
-DISCONNECT_WITHOUT_CONNECT = "disconnect_without_connect"
-DUPLICATE_DISCONNECT = "duplicate_disconnect"
-UNFINISHED_MEAL_LOG = "unfinished_meal_log"
-WS_UPGRADE_FAILED = "ws_upgrade_failed"
-
 _MAX_EVENT_NAMES = 512  # distinct event names counted individually; the rest go to "(other)"
-_MAX_LABELS = 64  # distinct disconnect/rejection reasons counted individually
-
-
-class LogReadError(Exception):
-    """An input cannot be read at all (missing, no permission, a ``.gz`` that is not gzip)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Value types of the report
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class LineRef:
-    """Where an event is: ``source:line`` (1-based); orders by input position, then line."""
-
-    input_index: int
-    line: int
-    source: str = field(compare=False)
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}"
-
-
-@dataclass(frozen=True, slots=True)
-class Anomaly:
-    """Something the log proves went wrong, with the lines that prove it."""
-
-    kind: str
-    severity: str
-    message: str
-    refs: tuple[LineRef, ...]
-    user_id: str | None = None
-    connection_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Percentiles:
-    """Summary of a distribution; the quantiles carry the histogram's ≤1 % relative error."""
-
-    count: int
-    min: float | None
-    p50: float | None
-    p90: float | None
-    p99: float | None
-    max: float | None
-    mean: float | None
-    buckets: tuple[tuple[float, float, int], ...]  # (low, high, count), non-empty buckets only
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesPoint:
-    """One bucket of the concurrency time series: its start (epoch s), peak and closing level."""
-
-    start: float
-    peak: int
-    level: int
-
-
-@dataclass(frozen=True, slots=True)
-class ParseStats:
-    """What the reader saw; bad lines are counted and skipped, never fatal."""
-
-    lines: int
-    events: int
-    malformed: int  # not JSON, or truncated JSON
-    foreign: int  # valid JSON but not an object with string "event" and "timestamp"
-    blank: int
-    incomplete: int  # known event missing the id it needs (e.g. ws.connected without connection_id)
-    damaged_inputs: tuple[str, ...]  # truncated or corrupt gzip streams (read up to the damage)
-    events_by_name: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionStats:
-    """Sessions and their lifecycle, from ws.connected / ws.disconnected ordering."""
-
-    sessions: int  # ws.connected events
-    closed: int  # ws.disconnected matched to a ws.connected
-    unmatched_disconnects: int  # ws.disconnected whose ws.connected is not in the log
-    lost: int  # open at server.stopped / a restart, or connection_id reused while open
-    still_open: int  # open when the log ends (no server.stopped after them)
-    users: int
-    durations: Percentiles  # seconds
-    disconnect_reasons: dict[str, int]
-    rejections: dict[str, int]
-    stale: int
-    peak_concurrent: int
-    peak_concurrent_at: str | None
-    peak_reported_by_server: int | None  # max total_connections field of ws.connected
-    top_users: tuple[tuple[str, int], ...]
-    series_bucket_seconds: float
-    series: tuple[SeriesPoint, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryStats:
-    """Notifications: delivered live, queued (and why), replayed on resume."""
-
-    delivered: int
-    queued: int
-    queued_while_connected: int  # the seed's signature (confirmed, close races excluded)
-    queued_no_socket: int  # the contract's normal path: stored for resume
-    queued_in_close_race: int  # queued while the only open sockets were closing (grace window)
-    replayed: int
-    resumes: int
-    incomplete_resumes: int
-    latency_ms: Percentiles
-
-
-@dataclass(frozen=True, slots=True)
-class MealLogStats:
-    """Meal logs created and how they ended."""
-
-    created: int
-    processed: int
-    failed: int
-    unfinished: int
-    unmatched: int  # processed/failed whose meal_log.created is not in the log
-    processing_ms: Percentiles
-
-
-@dataclass(frozen=True, slots=True)
-class HttpStats:
-    """Access-log totals, and WebSocket upgrades (the seed saw "000 0B" instead of 101)."""
-
-    requests: int
-    ws_upgrades: int
-    ws_upgrade_failures: int
-
-
-@dataclass(frozen=True, slots=True)
-class Metric:
-    """One row of the seed's "Success Metrics" table, computed from the log."""
-
-    key: str
-    name: str
-    value: str
-    number: float | None
-    target: str
-    ok: bool | None  # None: the log has no data for it
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """Everything one pass over the logs found."""
-
-    sources: tuple[str, ...]
-    first_timestamp: str | None
-    last_timestamp: str | None
-    parse: ParseStats
-    connections: ConnectionStats
-    delivery: DeliveryStats
-    meal_logs: MealLogStats
-    http: HttpStats
-    metrics: tuple[Metric, ...]
-    anomalies: tuple[Anomaly, ...]  # sorted by first line reference
-    anomaly_counts: dict[str, int]  # every anomaly, including those over the per-kind cap
-    anomalies_truncated: bool
-
-    def anomalies_of(self, kind: str) -> list[Anomaly]:
-        """The kept anomalies of one kind, in log order."""
-        return [a for a in self.anomalies if a.kind == kind]
-
-
-# --------------------------------------------------------------------------------------------
-# Bounded aggregates
-# --------------------------------------------------------------------------------------------
-
-
-class LogHistogram:
-    """Fixed log-spaced buckets (growth 2 %): the percentile structure.
-
-    Chosen over a reservoir because it is deterministic (same log, same report), keeps the tail
-    (a reservoir of 10k samples makes p99 noisy and loses the max), is exact for count, min, max
-    and mean, and its memory depends only on the value range (≈1,400 buckets from ``base`` to
-    10⁹·base), never on the number of values. The buckets are also what the HTML charts draw.
-    """
-
-    GROWTH = 1.02  # quantiles are bucket midpoints: ≤1 % relative error
-
-    __slots__ = ("_counts", "_inv_log", "base", "count", "max", "min", "total", "zero")
-
-    def __init__(self, base: float) -> None:
-        self.base = base  # values ≤ base share the first bucket [0, base]
-        self._inv_log = 1.0 / math.log(self.GROWTH)
-        self._counts: dict[int, int] = {}
-        self.zero = 0
-        self.count = 0
-        self.total = 0.0
-        self.min = math.inf
-        self.max = -math.inf
-
-    def add(self, value: float) -> None:
-        """Record one value; NaN and infinities are ignored (they are not durations)."""
-        if not math.isfinite(value):
-            return
-        self.count += 1
-        self.total += value
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
-        if value <= self.base:
-            self.zero += 1
-            return
-        index = int(math.log(value / self.base) * self._inv_log)
-        self._counts[index] = self._counts.get(index, 0) + 1
-
-    def _bounds(self, index: int) -> tuple[float, float]:
-        return self.base * self.GROWTH**index, self.base * self.GROWTH ** (index + 1)
-
-    def quantile(self, q: float) -> float | None:
-        """The value at quantile ``q`` (0..1), clamped to the exact min and max."""
-        if self.count == 0:
-            return None
-        rank = max(1, math.ceil(q * self.count))
-        seen = self.zero
-        if seen >= rank:
-            return self._clamp(self.base / 2)
-        for index in sorted(self._counts):
-            seen += self._counts[index]
-            if seen >= rank:
-                low, high = self._bounds(index)
-                return self._clamp(math.sqrt(low * high))
-        return self.max
-
-    def _clamp(self, value: float) -> float:
-        return min(max(value, self.min), self.max)
-
-    def buckets(self) -> tuple[tuple[float, float, int], ...]:
-        """Non-empty buckets as (low, high, count), ascending."""
-        out: list[tuple[float, float, int]] = []
-        if self.zero:
-            out.append((0.0, self.base, self.zero))
-        for index in sorted(self._counts):
-            low, high = self._bounds(index)
-            out.append((low, high, self._counts[index]))
-        return tuple(out)
-
-    def summary(self) -> Percentiles:
-        """Freeze into a :class:`Percentiles`."""
-        if self.count == 0:
-            return Percentiles(0, None, None, None, None, None, None, ())
-        return Percentiles(
-            count=self.count,
-            min=self.min,
-            p50=self.quantile(0.50),
-            p90=self.quantile(0.90),
-            p99=self.quantile(0.99),
-            max=self.max,
-            mean=self.total / self.count,
-            buckets=self.buckets(),
-        )
-
-
-class ConcurrencySeries:
-    """Concurrent connections over time in at most ``max_points`` buckets.
-
-    Buckets start 1 s wide; when the log's span needs more than ``max_points`` of them,
-    neighbours are merged pairwise and the width doubles. Each bucket keeps its peak (so a
-    spike never disappears) and its closing level (so quiet stretches are drawn correctly).
-    """
-
-    def __init__(self, max_points: int = 1024) -> None:
-        self.max_points = max_points
-        self.width = 1.0
-        self.origin: float | None = None
-        self._peak: list[int | None] = []
-        self._last: list[int | None] = []
-
-    def record(self, t: float, level: int) -> None:
-        """Note that the number of open connections became ``level`` at epoch second ``t``."""
-        if self.origin is None:
-            self.origin = math.floor(t)
-        index = max(0, int((t - self.origin) // self.width))
-        while index >= self.max_points:
-            self._halve()
-            index = max(0, int((t - self.origin) // self.width))
-        if index >= len(self._peak):
-            grow = index + 1 - len(self._peak)
-            self._peak.extend([None] * grow)
-            self._last.extend([None] * grow)
-        old = self._peak[index]
-        self._peak[index] = level if old is None or level > old else old
-        self._last[index] = level
-
-    def _halve(self) -> None:
-        peaks, lasts = self._peak, self._last
-        new_peak: list[int | None] = []
-        new_last: list[int | None] = []
-        for i in range(0, len(peaks), 2):
-            pair_peak = [p for p in peaks[i : i + 2] if p is not None]
-            pair_last = [v for v in lasts[i : i + 2] if v is not None]
-            new_peak.append(max(pair_peak) if pair_peak else None)
-            new_last.append(pair_last[-1] if pair_last else None)
-        self._peak, self._last = new_peak, new_last
-        self.width *= 2
-
-    def points(self) -> tuple[SeriesPoint, ...]:
-        """Buckets in order; a bucket with no event holds the previous bucket's closing level."""
-        if self.origin is None:
-            return ()
-        out: list[SeriesPoint] = []
-        level = 0
-        for i, (peak, last) in enumerate(zip(self._peak, self._last, strict=True)):
-            if peak is None or last is None:
-                out.append(SeriesPoint(self.origin + i * self.width, level, level))
-            else:
-                out.append(SeriesPoint(self.origin + i * self.width, peak, last))
-                level = last
-        return tuple(out)
-
-
-class _Labels:
-    """A counter of short labels with a cap on distinct keys (log fields are untrusted)."""
-
-    __slots__ = ("counts", "limit")
-
-    def __init__(self, limit: int = _MAX_LABELS) -> None:
-        self.counts: dict[str, int] = {}
-        self.limit = limit
-
-    def add(self, label: object) -> None:
-        key = label if type(label) is str else ("(missing)" if label is None else str(label))
-        if key not in self.counts and len(self.counts) >= self.limit:
-            key = "(other)"
-        self.counts[key] = self.counts.get(key, 0) + 1
-
-    def sorted(self) -> dict[str, int]:
-        return dict(sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-# --------------------------------------------------------------------------------------------
-
-
-def parse_timestamp(value: object) -> float | None:
-    """RFC 3339 → epoch seconds (naive means UTC); None when it is not a timestamp."""
-    if type(value) is not str:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
 
 
 def _ident(obj: dict[str, Any], key: str) -> str | None:
@@ -425,38 +83,6 @@ def _gap(later: float | None, earlier: float | None) -> str:
     if later is None or earlier is None:
         return ""
     return f" ({later - earlier:.1f} s earlier)"
-
-
-def check_inputs(paths: Iterable[str]) -> None:
-    """Fail fast, before any analysis, on an input that cannot be opened."""
-    for path in paths:
-        if path != STDIN:
-            _open(path).close()
-
-
-def _open(path: str) -> BinaryIO:
-    """Open one input for binary line reading; ``.gz`` is decompressed on the fly."""
-    if path == STDIN:
-        return sys.stdin.buffer
-    try:
-        if path.endswith(".gz"):
-            stream = gzip.open(path, "rb")
-            try:
-                stream.peek(1)  # reads the header: a non-gzip file fails here, not mid-report
-            except (OSError, EOFError):
-                stream.close()
-                raise
-            return stream  # type: ignore[return-value]
-        return open(path, "rb")  # closed by the caller
-    except EOFError as exc:
-        raise LogReadError(f"{path}: empty or truncated gzip file") from exc
-    except OSError as exc:
-        raise LogReadError(f"{path}: {exc.strerror or exc}") from exc
-
-
-# --------------------------------------------------------------------------------------------
-# The analyzer
-# --------------------------------------------------------------------------------------------
 
 
 class _Suspect:
@@ -541,8 +167,8 @@ class Analyzer:
         self._peak_at: str | None = None
         self._peak_reported: int | None = None
         self._durations = LogHistogram(base=1e-3)
-        self._reasons = _Labels()
-        self._rejections = _Labels()
+        self._reasons = LabelCounter()
+        self._rejections = LabelCounter()
         self._series = ConcurrencySeries(series_points)
 
         self._delivered = self._queued = self._queued_connected = 0
@@ -561,19 +187,19 @@ class Analyzer:
         self._anomalies_truncated = False
 
         self._handlers: dict[str, Handler] = {
-            "server.started": self._on_server_started,
-            "server.stopped": self._on_server_stopped,
-            "ws.connected": self._on_connected,
-            "ws.disconnected": self._on_disconnected,
-            "ws.rejected": self._on_rejected,
-            "ws.stale": self._on_stale,
-            "ws.resumed": self._on_resumed,
-            "notification.delivered": self._on_delivered,
-            "notification.queued": self._on_queued,
-            "meal_log.created": self._on_meal_created,
-            "meal_log.processed": self._on_meal_processed,
-            "meal_log.failed": self._on_meal_failed,
-            "http.request": self._on_http,
+            ev.SERVER_STARTED: self._on_server_started,
+            ev.SERVER_STOPPED: self._on_server_stopped,
+            ev.WS_CONNECTED: self._on_connected,
+            ev.WS_DISCONNECTED: self._on_disconnected,
+            ev.WS_REJECTED: self._on_rejected,
+            ev.WS_STALE: self._on_stale,
+            ev.WS_RESUMED: self._on_resumed,
+            ev.NOTIFICATION_DELIVERED: self._on_delivered,
+            ev.NOTIFICATION_QUEUED: self._on_queued,
+            ev.MEAL_LOG_CREATED: self._on_meal_created,
+            ev.MEAL_LOG_PROCESSED: self._on_meal_processed,
+            ev.MEAL_LOG_FAILED: self._on_meal_failed,
+            ev.HTTP_REQUEST: self._on_http,
         }
         # ws.ping_received / ws.pong_sent have no handler: after the parse they cost one dict
         # miss. Debug-level chatter is most of a busy log, so that is the cheap early filter.
@@ -583,7 +209,7 @@ class Analyzer:
     def read(self, path: str) -> None:
         """Consume one input (a file, a ``.gz`` file, or ``-`` for stdin) to its end."""
         name = "<stdin>" if path == STDIN else path
-        stream = _open(path)
+        stream = open_input(path)
         self._input_index += 1
         self._source = name
         self._sources.append(name)
@@ -662,7 +288,7 @@ class Analyzer:
         names[key] = names.get(key, 0) + 1
 
     def _watch(self, obj: dict[str, Any], event: str, lineno: int) -> None:
-        if obj.get("user_id") != self.watch_user and not event.startswith("server."):
+        if obj.get("user_id") != self.watch_user and not event.startswith(ev.SERVER_PREFIX):
             return
         if len(self.watched) >= self.watch_limit:
             self.watch_truncated = True
@@ -1108,120 +734,6 @@ class Analyzer:
 def _anomaly_order(anomaly: Anomaly) -> tuple[tuple[int, int], int, str]:
     first = anomaly.refs[0]  # every anomaly has at least one line reference
     return ((first.input_index, first.line), SEVERITY_ORDER.get(anomaly.severity, 9), anomaly.kind)
-
-
-# --------------------------------------------------------------------------------------------
-# The seed's "Success Metrics"
-# --------------------------------------------------------------------------------------------
-
-
-def format_seconds(value: float | None) -> str:
-    """Human duration: 850 ms, 12.3 s, 4m 12s, 2h 03m."""
-    if value is None:
-        return "–"
-    if value < 1:
-        return f"{value * 1000:.0f} ms"
-    if value < 60:
-        return f"{value:.1f} s"
-    if value < 3600:
-        minutes, seconds = divmod(round(value), 60)
-        return f"{minutes}m {seconds:02d}s"
-    hours, rest = divmod(round(value), 3600)
-    return f"{hours}h {rest // 60:02d}m"
-
-
-def success_metrics(
-    connections: ConnectionStats, delivery: DeliveryStats, anomalies: Iterable[Anomaly]
-) -> tuple[Metric, ...]:
-    """The seed's table, with definitions an operator can check by hand.
-
-    - delivered %: delivered / (delivered + queued while the log showed a socket open). A
-      notification queued for a user with no open socket is the contract's normal path
-      (stored, replayed on resume), so it is in neither numerator nor denominator.
-    - "User not connected" %: queued while a socket was open / all notifications
-      (delivered + queued).
-    - persistence: median session duration; passes when every session that ended, ended with
-      its own ws.disconnected (none lost at server.stopped or a restart, none reused, no
-      disconnect without connect or twice) and no socket was forgotten while open.
-    - real-time working: yes when the three above pass and at least one notification was
-      delivered live.
-    """
-    kinds = {a.kind for a in anomalies if a.severity == SEVERITY_ERROR}
-    delivered, bad = delivery.delivered, delivery.queued_while_connected
-    delivered_pct = _pct(delivered, delivered + bad)
-    not_connected_pct = _pct(bad, delivery.delivered + delivery.queued)
-    ended = connections.closed + connections.lost
-    lifecycle_errors = kinds & {
-        UNCLOSED_CONNECTION,
-        DISCONNECT_WITHOUT_CONNECT,
-        DUPLICATE_DISCONNECT,
-    }
-    persistence_ok: bool | None = not lifecycle_errors and bad == 0
-    if connections.sessions == 0 and connections.unmatched_disconnects == 0:
-        persistence_ok = None
-    checks = [
-        delivered_pct is None or delivered_pct > 95.0,
-        not_connected_pct is None or not_connected_pct < 5.0,
-        persistence_ok is not False,
-    ]
-    working: bool | None = (
-        None if delivery.delivered + delivery.queued == 0 else (all(checks) and delivered > 0)
-    )
-    open_note = (
-        f"; {connections.still_open} still open at end of log" if connections.still_open else ""
-    )
-    if bad:
-        open_note += f"; {bad} notifications found an open socket forgotten"
-    return (
-        Metric(
-            "delivered_pct",
-            "WebSocket notifications delivered",
-            _pct_text(delivered_pct, f"{delivered}/{delivered + bad} with a socket open"),
-            delivered_pct,
-            ">95%",
-            None if delivered_pct is None else delivered_pct > 95.0,
-        ),
-        Metric(
-            "not_connected_pct",
-            '"User not connected" frequency',
-            _pct_text(
-                not_connected_pct, f"{bad}/{delivery.delivered + delivery.queued} notifications"
-            ),
-            not_connected_pct,
-            "<5%",
-            None if not_connected_pct is None else not_connected_pct < 5.0,
-        ),
-        Metric(
-            "connection_persistence",
-            "Connection persistence",
-            f"median {format_seconds(connections.durations.p50)}; "
-            f"{connections.closed}/{ended} ended with ws.disconnected{open_note}",
-            connections.durations.p50,
-            "until explicit disconnect",
-            persistence_ok,
-        ),
-        Metric(
-            "realtime_working",
-            "Real-time updates working",
-            "no data" if working is None else ("yes" if working else "no"),
-            None if working is None else float(working),
-            "yes",
-            working,
-        ),
-    )
-
-
-def _pct(part: int, whole: int) -> float | None:
-    return None if whole == 0 else 100.0 * part / whole
-
-
-def _pct_text(value: float | None, detail: str) -> str:
-    return "no data" if value is None else f"{value:.1f}% ({detail})"
-
-
-# --------------------------------------------------------------------------------------------
-# Entry point
-# --------------------------------------------------------------------------------------------
 
 
 def analyze(paths: Iterable[str], **options: Any) -> Report:

@@ -18,15 +18,19 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from .report import SEVERITY_ERROR, Analyzer, Anomaly, LineRef, check_inputs
+from .. import events as ev
+from .analyzer import Analyzer
+from .kinds import SEVERITY_ERROR, SEVERITY_NOTE, SEVERITY_WARNING
+from .model import Anomaly, LineRef
+from .reading import check_inputs
 
 _HIDDEN_FIELDS = frozenset({"event", "timestamp", "level", "user_id"})
-_STYLE = {SEVERITY_ERROR: "bold red", "warning": "yellow", "note": "dim"}
+_STYLE = {SEVERITY_ERROR: "bold red", SEVERITY_WARNING: "yellow", SEVERITY_NOTE: "dim"}
 _EVENT_STYLE = {
-    "ws.connected": "green",
-    "ws.disconnected": "magenta",
-    "notification.queued": "yellow",
-    "notification.delivered": "cyan",
+    ev.WS_CONNECTED: "green",
+    ev.WS_DISCONNECTED: "magenta",
+    ev.NOTIFICATION_QUEUED: "yellow",
+    ev.NOTIFICATION_DELIVERED: "cyan",
 }
 
 
@@ -54,7 +58,7 @@ class Timeline:
 
 
 def timeline(files: Iterable[str], user_id: str, **options: Any) -> Timeline:
-    """Analyze ``files`` (as :func:`~fitiq_rt.observability.report.analyze`) for one user."""
+    """Analyze ``files`` (as :func:`~fitiq_rt.logreport.analyze`) for one user."""
     paths = list(files)
     check_inputs(paths)
     analyzer = Analyzer(watch_user=user_id, **options)
