@@ -1,7 +1,8 @@
 """`python -m benchmarks SCENARIO [--server CMD | --url URL] [options]`.
 
-Exit status: 0 done; 1 the leak check failed or a client process failed; 2 the run could not
-start (bad options, server did not come up, peers not built, logs_bench missing).
+Exit status: 0 done; 1 the leak check failed, a client process failed or (chaos) a promise
+broke; 2 the run could not start (bad options, server did not come up, peers not built,
+logs_bench missing, chaos without PostgreSQL or redis-server).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from . import report
 from .argtypes import non_negative_int, positive_float, positive_int
 from .launch import CpuPlan, LaunchError, Target, attached, raise_fd_limit
 from .runner import run_on_fresh_server
-from .scenarios import churn, compare, e2e, fanout, idle, logs, positions, push, wslib
+from .scenarios import chaos, churn, compare, e2e, fanout, idle, logs, positions, push, wslib
 from .scenarios.common import RunOptions
 from .targets import FITIQ, KNOWN, TargetUnavailable, resolve_server
 from .tokens import TokenSource
@@ -37,6 +38,7 @@ SUMMARIES = {
     "logs": "lines/s of `fitiq-rt logs report` (benchmarks.logs_bench)",
     "compare": "fitiq_rt and the three peers for churn, idle and e2e, with ratios",
     "wslib": "server-side sans-I/O cost per churn session: websockets vs wsproto (no network)",
+    "chaos": "two nodes through SIGKILL, Redis kill, database cut, SIGSTOP: nothing lost or late",
     "positions": "one position check pass over N local sockets on a real store (no network)",
     "push": "notification.queued -> APNs stand-in 200 with push on, over N queued notifications",
 }
@@ -137,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     positions.add_arguments(pos_parser)
     pos_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
+    chaos_parser = sub.add_parser("chaos", help=SUMMARIES["chaos"], description=chaos.__doc__)
+    chaos.add_arguments(chaos_parser)
+    chaos_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
     push_parser = sub.add_parser("push", help=SUMMARIES["push"], description=push.__doc__)
     push.add_arguments(push_parser)
     push_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
@@ -243,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
             shown = {k: v for k, v in params.items() if k != "database_url"}  # may hold a password
             record.update(parameters=shown, **positions.run(params))
             report.print_single("position check — one pass", positions.headline(record), record)
+        elif args.scenario == "chaos":
+            params = chaos.params_from(args)
+            shown = {k: v for k, v in params.items() if k != "postgres_url"}  # may hold a password
+            record.update(parameters=shown, **chaos.run(params))
+            report.print_single("chaos — faults on two nodes", chaos.headline(record), record)
+            chaos.print_windows(record)
         elif args.scenario == "push":
             params = push.params_from(args)
             record.update(parameters=params, **push.run(params))
@@ -263,4 +274,6 @@ def main(argv: list[str] | None = None) -> int:
     report.write(record, path)
     print(f"wrote {path}", file=sys.stderr)
     leak = record.get("leak_check", {})
+    if record.get("results", {}).get("broken_promises"):
+        return 1  # chaos: a promise did not hold
     return 1 if leak.get("checked") and leak.get("passed") is False else 0

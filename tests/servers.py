@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,10 +21,10 @@ from typing import Any
 import attrs
 import httpx
 import orjson
-import psycopg
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.chaos import services
 from fitiq_rt.app import Services, build_services
 from fitiq_rt.auth import mint_token
 from fitiq_rt.config import Settings, load_settings
@@ -38,27 +37,12 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
-def postgres_url(name: str) -> str:
-    """The URL of database `name` on the test PostgreSQL server."""
-    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
 @contextmanager
 def fresh_database() -> Iterator[str]:
-    """Create `fitiq_test_<random>`, yield its URL, drop it. Raises when PostgreSQL is down.
-
-    From `template0` (measured here, create + drop in turn: 180-300 ms, against ~360 ms from the
-    default template1); empty, so the store's migrations create the schema, as in production.
-    `WITH (FORCE)` drops it even while a killed server's connection lingers.
-    """
-    name = f"fitiq_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    try:
-        yield postgres_url(name)
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A fresh, empty `fitiq_test_<random>` database on the test server, dropped afterwards
+    (benchmarks/chaos/services.py: the fault runs of `python -m benchmarks chaos` use it too)."""
+    with services.fresh_database(POSTGRES_ADMIN_URL) as url:
+        yield url
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **overrides: str) -> Settings:

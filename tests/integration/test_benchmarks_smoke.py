@@ -152,3 +152,24 @@ def check_results(scenario: str, results: dict[str, Any]) -> None:
         assert results["delivered_to_all"] == 5
         assert results["missing"] == 0
         assert results["all_sockets_ms"]["count"] == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_chaos_runs_its_faults_and_writes_the_verdict(tmp_path: Path) -> None:
+    """Two faults over 4 s (the whole drill is tests/integration/test_faults.py)."""
+    args = ["chaos", "--posts", "20", "--duration", "4", "--clients", "2", "--users", "1"]
+    args += ["--faults", "redis_kill,client_restart", "--quiet"]
+    record = run_harness(args, tmp_path / "chaos.json")
+    assert_record_basics(record, "chaos")
+    assert "postgres_url" not in record["parameters"]  # it may hold a password
+    assert [fault["kind"] for fault in record["schedule"]] == ["redis_kill", "client_restart"]
+    results = record["results"]
+    assert results["broken_promises"] == []
+    assert results["posts"]["accepted"] == 20
+    assert results["meal_logs"]["finished_within_bound"] == 20
+    assert results["delivery"]["delivered"] == results["delivery"]["expected"] == 40
+    assert results["delivery"]["delay_ms"]["count"] == 40
+    assert [fault["kind"] for fault in results["faults"]] == ["redis_kill", "client_restart"]
+    assert results["registry_after"] == {"a": 0, "b": 0}
+    assert {node["exit_code"] for node in results["nodes"].values()} == {0}

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import trio
 
+from benchmarks.chaos.services import CuttableProxy
 from fitiq_rt.meals.postgres_store import PostgresStore
 from fitiq_rt.meals.sqlite_store import SqliteStore
 from fitiq_rt.meals.store import IdempotencyConflict, NewMealLog, Outcome, Store, StoreUnavailable
@@ -376,51 +377,6 @@ async def test_a_schema_1_database_migrates_to_devices() -> None:
 
 
 # ---------------------------------------------------------------- PostgreSQL unreachable
-
-
-class CuttableProxy:
-    """A TCP proxy to PostgreSQL that the test can cut and restore, as a network fault would."""
-
-    def __init__(self, target_port: int = 5432) -> None:
-        self.target_port = target_port
-        self.up = True
-        self._links: set[trio.CancelScope] = set()
-
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        task_status.started(listeners[0].socket.getsockname()[1])
-        await trio.serve_listeners(self._handle, listeners)
-
-    async def _handle(self, client: trio.SocketStream) -> None:
-        async with client:
-            if not self.up:
-                return
-            with trio.CancelScope() as link:
-                self._links.add(link)
-                try:
-                    upstream = await trio.open_tcp_stream("127.0.0.1", self.target_port)
-                    async with upstream, trio.open_nursery() as nursery:
-                        nursery.start_soon(_pipe, client, upstream)
-                        nursery.start_soon(_pipe, upstream, client)
-                finally:
-                    self._links.discard(link)
-
-    def cut(self) -> None:
-        """Drop every open connection and refuse new ones."""
-        self.up = False
-        for link in list(self._links):
-            link.cancel()
-
-    def restore(self) -> None:
-        self.up = True
-
-
-async def _pipe(source: trio.SocketStream, sink: trio.SocketStream) -> None:
-    try:
-        async for chunk in source:
-            await sink.send_all(chunk)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
 
 
 @pytest.mark.postgres

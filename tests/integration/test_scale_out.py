@@ -9,9 +9,6 @@ PostgreSQL or the redis-server binary is missing: CI provides both.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -25,11 +22,11 @@ import pytest
 import trio
 import trio_websocket
 
+from benchmarks.chaos.services import CuttableProxy, RedisProcess
 from fitiq_rt.client import Backoff, Connector, ReferenceClient, static_token
 from fitiq_rt.meals.postgres_store import PostgresStore
 from fitiq_rt.meals.store import NewMealLog, Outcome
-from tests.integration.test_postgres_store import CuttableProxy, fresh_database
-from tests.servers import SubprocessServer, token_for
+from tests.servers import SubprocessServer, fresh_database, token_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -37,50 +34,6 @@ WAIT = 15.0  # seconds any expected delivery may take before the test fails
 
 
 # ---------------------------------------------------------------- services and nodes
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisProcess:
-    """A private redis-server the test can kill and start again on the same port."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", str(self.workdir)]
-        self.proc = subprocess.Popen(
-            [binary, *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture
