@@ -1,8 +1,8 @@
 """The names of fitiq_rt's structured log events, in one place.
 
 A log line's ``event`` is an interface: the server writes it, and ``fitiq-rt logs`` (and every
-operator's grep) reads it. Until now the two sides agreed only by convention, so a renamed event
-would silently empty a report. Emitters and the analyzer import the names from here; the fields
+operator's grep) reads it. Agreeing by convention alone, a renamed event would silently empty a
+report, so emitters and the analyzer import the names from here; the fields
 each event carries are in CONTRACT.md §5 (the ones marked there are part of the contract).
 """
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 import trio
 
+from benchmarks.chaos.services import RedisProcess
 from tests.apns_standin import ApnsKeys, ApnsStandIn, make_keys, push_env, running_standin
-from tests.integration.test_scale_out import (
-    RedisProcess,
+from tests.cluster import (
     assert_no_errors,
     open_socket,
     post_meal,
