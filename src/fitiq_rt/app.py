@@ -118,7 +118,13 @@ def build_services(
     registry = Registry()
     metrics = Metrics()
     metrics.set_connection_gauge(lambda: registry.total)
-    store = store or open_store(settings.resolved_database_url, data_dir=settings.data_dir)
+    store = store or open_store(
+        settings.resolved_database_url,
+        data_dir=settings.data_dir,
+        pool_size=settings.db_pool_size,
+        lease_seconds=settings.db_lease,
+        timeout=settings.db_timeout,
+    )
     broker, history = _make_fanout(settings, registry, store)
     push = _make_push(settings, store, metrics)
     notifier = Notifier(broker, metrics, push, publish_timeout=settings.publish_timeout)
@@ -130,6 +136,7 @@ def build_services(
         workers=settings.workers,
         queue_size=settings.dispatch_queue,
         processing_timeout=settings.processing_timeout,
+        recovery_interval=settings.recovery_interval,
         finish_retry_timeout=settings.finish_retry_timeout,
         history_limit=settings.history_limit,
     )

@@ -199,6 +199,12 @@ class Settings:
         "queued meal-log ids (overflow stays pending and is swept up)",
         check=positive,
     )
+    recovery_interval: float = setting(
+        "FITIQ_RECOVERY_INTERVAL",
+        30.0,
+        "seconds between sweeps for unfinished meal logs (another node's expired claims too)",
+        check=positive,
+    )
     finish_retry_timeout: float = setting(
         "FITIQ_FINISH_RETRY_TIMEOUT",
         30.0,
@@ -209,6 +215,24 @@ class Settings:
         "FITIQ_POSITION_CHECK_INTERVAL",
         10.0,
         "seconds between checks that every open socket has every stored notification",
+        check=positive,
+    )
+    db_pool_size: int = setting(
+        "FITIQ_DB_POOL_SIZE",
+        10,
+        "PostgreSQL connections per node (one worker thread each)",
+        check=positive,
+    )
+    db_lease: float = setting(
+        "FITIQ_DB_LEASE",
+        60.0,
+        "seconds a node's claim on a meal log holds before another node may take it over",
+        check=positive,
+    )
+    db_timeout: float = setting(
+        "FITIQ_DB_TIMEOUT",
+        3.0,
+        "seconds to wait for a PostgreSQL connection (connect, or a free pooled one)",
         check=positive,
     )
     publish_timeout: float = setting(

@@ -271,6 +271,47 @@ async def test_unreachable_database_answers_503_and_readyz_says_down(
         node.kill()
 
 
+async def test_a_dead_nodes_claim_is_taken_over_after_its_lease(
+    tmp_path: Path, database: str, redis_server: RedisProcess
+) -> None:
+    """Node A claims a meal log and dies for good; node B finishes it once A's lease
+    (FITIQ_DB_LEASE) has run out, found by its next sweep (FITIQ_RECOVERY_INTERVAL)."""
+    shared = {
+        "FITIQ_DATABASE_URL": database,
+        "FITIQ_REDIS_URL": redis_server.url,
+        "FITIQ_DB_LEASE": "2",
+        "FITIQ_RECOVERY_INTERVAL": "0.5",
+    }
+    holder = await start_node(tmp_path, "a", FITIQ_PROCESSOR="tests.processors:holding", **shared)
+    taker = await start_node(tmp_path, "b", **shared)
+    try:
+        user = unique_user("lease")
+        async with httpx.AsyncClient(timeout=10) as http:
+            meal_id = await post_meal(http, holder, user, "2 eggs [hold]")
+            await trio.to_thread.run_sync(holder.wait_for_event, "meal_log.created")
+            await trio.sleep(0.5)  # A has claimed it and holds it in its processor
+            holder.kill()
+            killed = trio.current_time()
+            await eventually_async(
+                lambda: meal_finished(http, taker, user, meal_id), "node B to finish A's meal log"
+            )
+        waited = trio.current_time() - killed
+        assert 1.0 < waited < 2 + 0.5 + 5  # not before the lease ran out; soon after it did
+        assert [e["meal_log_id"] for e in taker.events("meal_log.processed")] == [meal_id]
+    finally:
+        taker.kill()
+
+
+async def meal_finished(
+    http: httpx.AsyncClient, node: SubprocessServer, user: str, meal_id: str
+) -> bool:
+    response = await http.get(
+        node.url(f"/api/v1/meal-logs/{meal_id}"),
+        headers={"Authorization": f"Bearer {token_for(user)}"},
+    )
+    return bool(response.json()["status"] == "completed")
+
+
 async def readyz_ok(http: httpx.AsyncClient, node: SubprocessServer) -> bool:
     return (await http.get(node.url("/readyz"))).status_code == 200
 

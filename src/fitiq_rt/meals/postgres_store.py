@@ -139,12 +139,12 @@ def _select_one(conn: Conn) -> bool:
 
 
 def default_node_name() -> str:
-    """A node's name that survives its restarts: the host and the node's data directory.
+    """The name of a store opened without one (tests, tools): this host and process.
 
-    Two nodes on one host differ by data directory; the same node restarted keeps its name.
+    A server passes the name `open_store` derives from its data directory instead, which is what
+    lets a restarted node recognise the claims its previous incarnation left.
     """
-    data_dir = os.path.abspath(os.environ.get("FITIQ_DATA_DIR", "fitiq-data"))
-    return f"{socket.gethostname()}:{data_dir}"
+    return f"{socket.gethostname()}:pid{os.getpid()}"
 
 
 def migrate(conn: Conn) -> None:

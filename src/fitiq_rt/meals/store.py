@@ -88,8 +88,18 @@ class Store(MealStore, NotificationHistory, DeviceStore, Protocol):
     async def healthy(self) -> bool: ...
 
 
-def open_store(database_url: str, *, data_dir: Path) -> Store:
+def open_store(
+    database_url: str,
+    *,
+    data_dir: Path,
+    pool_size: int = 10,
+    lease_seconds: float = 60.0,
+    timeout: float = 3.0,
+) -> Store:
     """The store for a FITIQ_DATABASE_URL (the scheme was validated with the settings).
+
+    `pool_size`, `lease_seconds` and `timeout` are PostgreSQL's (FITIQ_DB_POOL_SIZE,
+    FITIQ_DB_LEASE, FITIQ_DB_TIMEOUT); SQLite has one writer and no leases.
 
     On PostgreSQL the node's name is the host plus the settings' data directory (absolute), so a
     restarted node recognises the claims its previous incarnation left, however the directory
@@ -102,4 +112,11 @@ def open_store(database_url: str, *, data_dir: Path) -> Store:
     from .postgres_store import PostgresStore
 
     node_name = f"{socket.gethostname()}:{os.path.abspath(data_dir)}"
-    return PostgresStore(database_url, node_name=node_name)
+    return PostgresStore(
+        database_url,
+        node_name=node_name,
+        pool_size=pool_size,
+        lease_seconds=lease_seconds,
+        pool_timeout=timeout,
+        connect_timeout=max(1, round(timeout)),
+    )
