@@ -45,7 +45,7 @@ from .realtime.endpoint import (
     Refusal,
     refusal_response,
 )
-from .realtime.positions import PositionCheck, catch_up
+from .realtime.positions import PositionCheck, catch_up_until_done
 from .realtime.registry import ConnectionLimits, Registry
 from .realtime.session import SessionConfig, SessionDeps
 from .rest.common import ApiError, error_response
@@ -103,7 +103,7 @@ def _make_fanout(
         broker = RedisBroker(
             settings.redis_url,
             registry,
-            functools.partial(catch_up, registry, store),
+            functools.partial(catch_up_until_done, registry, store),
             backoff_max=settings.redis_retry_max,
             command_timeout=settings.redis_timeout,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from fitiq_rt.realtime.positions import POSITION_GRACE, PositionCheck
+from fitiq_rt.realtime.positions import POSITION_GRACE, PositionCheck, catch_up_until_done
 from tests.fakes import FakeTransport, Harness
 
 INTERVAL = 10.0
@@ -92,3 +92,27 @@ async def test_a_store_outage_skips_a_pass_and_the_next_one_catches_up(
     await trio.sleep(INTERVAL + 1)
     failing = False
     assert await next_notification(phone) == (1, start + 2 * INTERVAL + POSITION_GRACE)
+
+
+async def test_a_catch_up_that_meets_a_store_outage_is_retried_until_the_store_answers(
+    autojump_clock: object, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the Redis broker runs after it reconnects: 0.5 s, then 1 s between tries."""
+    harness = Harness()
+    _, phone = await harness.start(nursery, "u1")
+    harness.publish("u1", fan_out=False)
+    failures = 2
+    latest_seqs = harness.history.latest_seqs
+
+    async def flaky(user_ids: list[str]) -> dict[str, int]:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("the database is restarting")
+        return await latest_seqs(user_ids)
+
+    monkeypatch.setattr(harness.history, "latest_seqs", flaky)
+    start = trio.current_time()
+    reached = await catch_up_until_done(harness.registry, harness.history, ["u1"])
+    assert (reached, trio.current_time() - start) == (1, 1.5)
+    assert await next_notification(phone) == (1, start + 1.5)

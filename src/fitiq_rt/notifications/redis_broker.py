@@ -217,7 +217,7 @@ class RedisBroker:
         """Hand sockets behind the store the user's newest notification (realtime/positions.py)."""
         try:
             delivered = await self.catch_up(users)
-        except Exception as error:  # the store is down: the position check covers it later
+        except Exception as error:  # a catch-up that gave up: the position check covers it
             log.warning(events.BROKER_CATCH_UP_FAILED, error=_describe(error))
             return
         if delivered:

@@ -65,6 +65,31 @@ async def catch_up(registry: Registry, store: NotificationHistory, users: Iterab
     return await hand_newest(registry, store, behind(registry, latest))
 
 
+async def catch_up_until_done(
+    registry: Registry,
+    store: NotificationHistory,
+    users: Iterable[str],
+    *,
+    first_delay: float = 0.5,
+    max_delay: float = 5.0,
+) -> int:
+    """`catch_up`, tried again with capped backoff while the store fails.
+
+    After a Redis outage that overlapped a database one, the sockets are caught up as soon as
+    the store answers, not at the next position check. The caller's scope bounds the retries
+    (the broker's connection to Redis: a new one catches up again anyway).
+    """
+    wanted = list(users)
+    delay = first_delay
+    while True:
+        try:
+            return await catch_up(registry, store, wanted)
+        except Exception as error:
+            log.warning(events.BROKER_CATCH_UP_FAILED, error=str(error)[:300], retry_in=delay)
+        await trio.sleep(delay)
+        delay = min(2 * delay, max_delay)
+
+
 async def hand_newest(
     registry: Registry, store: NotificationHistory, targets: Mapping[str, int]
 ) -> int:
