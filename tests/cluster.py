@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,29 @@ async def stored_seqs(database: str, user: str) -> list[int]:
 
 def unique_user(label: str) -> str:
     return f"{label}-{os.getpid()}-{time.monotonic_ns() % 1_000_000}"
+
+
+@asynccontextmanager
+async def two_nodes(tmp_path: Path, **env: str) -> AsyncIterator[list[SubprocessServer]]:
+    """Nodes "a" and "b" started at once (both migrate at start), each connected to Redis.
+
+    Leaving cleanly asserts neither logged an error; either way both are killed.
+    """
+    started: list[SubprocessServer] = []
+
+    async def start(name: str) -> None:
+        started.append(await start_node(tmp_path, name, **env))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(start, "a")
+            nursery.start_soon(start, "b")
+        started.sort(key=lambda node: node.data_dir.name)
+        for node in started:
+            await trio.to_thread.run_sync(node.wait_for_event, "broker.connected")
+        yield started
+        for node in started:
+            assert_no_errors(node)
+    finally:
+        for node in started:
+            node.kill()

@@ -15,10 +15,9 @@ import trio
 from benchmarks.chaos.services import RedisProcess
 from tests.apns_standin import ApnsKeys, ApnsStandIn, make_keys, push_env, running_standin
 from tests.cluster import (
-    assert_no_errors,
     open_socket,
     post_meal,
-    start_node,
+    two_nodes,
     unique_user,
 )
 from tests.servers import SubprocessServer, fresh_database, token_for
@@ -60,25 +59,9 @@ async def _standin_and_nodes(
             "SSL_CERT_FILE": str(keys.ca_file),
             **push_env(keys, standin),
         }
-        started: list[SubprocessServer] = []
-
-        async def start(name: str) -> None:
-            started.append(await start_node(tmp_path, name, **env))
-
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(start, "a")
-                nursery.start_soon(start, "b")
-            started.sort(key=lambda node: node.data_dir.name)
-            for node in started:
-                await trio.to_thread.run_sync(node.wait_for_event, "broker.connected")
+        async with two_nodes(tmp_path, **env) as started:
             yield standin, started
-            for node in started:
-                assert_no_errors(node)
-            assert standin.problems == []
-        finally:
-            for node in started:
-                node.kill()
+        assert standin.problems == []
 
 
 def events(nodes: list[SubprocessServer], name: str) -> list[dict[str, object]]:

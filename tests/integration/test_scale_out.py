@@ -32,6 +32,7 @@ from tests.cluster import (
     post_meal,
     start_node,
     stored_seqs,
+    two_nodes,
     unique_user,
 )
 from tests.servers import SubprocessServer, fresh_database, token_for
@@ -62,26 +63,10 @@ def database() -> Iterator[str]:
 async def nodes(
     tmp_path: Path, database: str, redis_server: RedisProcess
 ) -> AsyncIterator[list[SubprocessServer]]:
-    """Two nodes on one database and one Redis, started at once (both migrate at start)."""
+    """Two nodes on one database and one Redis."""
     env = {"FITIQ_DATABASE_URL": database, "FITIQ_REDIS_URL": redis_server.url}
-    started: list[SubprocessServer] = []
-
-    async def start(name: str) -> None:
-        started.append(await start_node(tmp_path, name, **env))
-
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(start, "a")
-            nursery.start_soon(start, "b")
-        started.sort(key=lambda node: node.data_dir.name)
-        for node in started:
-            await trio.to_thread.run_sync(node.wait_for_event, "broker.connected")
+    async with two_nodes(tmp_path, **env) as started:
         yield started
-        for node in started:
-            assert_no_errors(node)
-    finally:
-        for node in started:
-            node.kill()
 
 
 # ---------------------------------------------------------------- the tests
