@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from benchmarks.chaos.services import RedisProcess
 from fitiq_rt.meals.postgres_store import migrate
 from tests.servers import POSTGRES_ADMIN_URL, SubprocessServer, fresh_database, running_subprocess
 
@@ -18,6 +19,24 @@ from tests.servers import POSTGRES_ADMIN_URL, SubprocessServer, fresh_database, 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A PostgreSQL database of its own for one multi-node test, dropped afterwards."""
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A private redis-server on a free port, so killing it never disturbs another test."""
+    server = RedisProcess(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

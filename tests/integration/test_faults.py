@@ -10,7 +10,6 @@ or redis-server is missing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 
 from benchmarks.chaos.faults import Scheduled
 from benchmarks.chaos.run import ChaosPlan, run_chaos
-from tests.servers import fresh_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -46,12 +44,6 @@ PLAN = ChaosPlan(
     drain_timeout=15.0,
     node_env=(("FITIQ_POSITION_CHECK_INTERVAL", "1"), ("FITIQ_LOG_LEVEL", "info")),
 )
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    with fresh_database() as url:
-        yield url
 
 
 async def test_every_fault_in_turn_loses_nothing_and_finishes_everything(

@@ -4,8 +4,7 @@ of the user, on either node, received it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -13,14 +12,14 @@ import pytest
 import trio
 
 from benchmarks.chaos.services import RedisProcess
-from tests.apns_standin import ApnsKeys, ApnsStandIn, make_keys, push_env, running_standin
+from tests.apns_standin import ApnsStandIn, make_keys, push_env, running_standin
 from tests.cluster import (
     open_socket,
     post_meal,
     two_nodes,
     unique_user,
 )
-from tests.servers import SubprocessServer, fresh_database, token_for
+from tests.servers import SubprocessServer, token_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -29,33 +28,14 @@ SETTLE = 1.0  # seconds a second push, which must not come, is given to come any
 
 
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
 async def standin_and_nodes(
-    tmp_path: Path, redis: RedisProcess
+    tmp_path: Path, database: str, redis_server: RedisProcess
 ) -> AsyncIterator[tuple[ApnsStandIn, list[SubprocessServer]]]:
     keys = make_keys(tmp_path)
-    with fresh_database() as database:
-        async with _standin_and_nodes(tmp_path, keys, database, redis) as running:
-            yield running
-
-
-@asynccontextmanager
-async def _standin_and_nodes(
-    tmp_path: Path, keys: ApnsKeys, database: str, redis: RedisProcess
-) -> AsyncIterator[tuple[ApnsStandIn, list[SubprocessServer]]]:
     async with running_standin(keys, tmp_path / "apns") as standin:
         env = {
             "FITIQ_DATABASE_URL": database,
-            "FITIQ_REDIS_URL": redis.url,
+            "FITIQ_REDIS_URL": redis_server.url,
             "SSL_CERT_FILE": str(keys.ca_file),
             **push_env(keys, standin),
         }

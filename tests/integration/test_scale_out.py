@@ -8,7 +8,7 @@ PostgreSQL or the redis-server binary is missing: CI provides both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -35,28 +35,12 @@ from tests.cluster import (
     two_nodes,
     unique_user,
 )
-from tests.servers import SubprocessServer, fresh_database, token_for
+from tests.servers import SubprocessServer, token_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 # ---------------------------------------------------------------- services and nodes
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    with fresh_database() as url:
-        yield url
 
 
 @pytest.fixture
