@@ -33,6 +33,7 @@ WS_TOKEN_REFRESHED: Final = "ws.token_refreshed"  # a refresh frame moved the so
 WS_POSITION_BEHIND: Final = "ws.position_behind"  # the position check found a socket behind
 WS_SESSION_ERROR: Final = "ws.session_error"  # a session task raised (a server bug)
 POSITION_CHECK_FAILED: Final = "position_check.failed"  # one position check pass failed
+POSITION_CHECK_CAUGHT_UP: Final = "position_check.caught_up"  # a pass's sockets and users behind
 
 # ---- meal logs and notifications -----------------------------------------------------------
 

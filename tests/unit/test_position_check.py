@@ -4,6 +4,7 @@ reaches every open socket of its user within the interval plus the grace, once a
 from __future__ import annotations
 
 import pytest
+import structlog
 import trio
 
 from fitiq_rt.realtime.positions import POSITION_GRACE, PositionCheck, catch_up_until_done
@@ -116,3 +117,20 @@ async def test_a_catch_up_that_meets_a_store_outage_is_retried_until_the_store_a
     reached = await catch_up_until_done(harness.registry, harness.history, ["u1"])
     assert (reached, trio.current_time() - start) == (1, 1.5)
     assert await next_notification(phone) == (1, start + 1.5)
+
+
+async def test_a_pass_names_at_most_twenty_sockets_and_counts_them_all(
+    autojump_clock: object, nursery: trio.Nursery
+) -> None:
+    harness = Harness()
+    phones = [(await harness.start(nursery, f"u{i}"))[1] for i in range(25)]
+    for i in range(25):
+        harness.publish(f"u{i}", fan_out=False)
+    with structlog.testing.capture_logs() as logs:
+        found = await position_check(harness).check()
+    assert found == 25
+    assert sum(e["event"] == "ws.position_behind" for e in logs) == 20
+    summary = [e for e in logs if e["event"] == "position_check.caught_up"]
+    assert [(e["sockets"], e["users"]) for e in summary] == [(25, 25)]
+    for phone in phones:
+        assert (await next_notification(phone))[0] == 1

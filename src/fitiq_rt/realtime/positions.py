@@ -33,6 +33,9 @@ log = get_logger("fitiq_rt.positions")
 # Seconds a socket found behind is given before it is caught up: a publish in flight when the
 # store was read (milliseconds, normally) lands meanwhile, so only a real gap costs a read.
 POSITION_GRACE = 1.0
+# Sockets a pass names one by one (`ws.position_behind`); past that, only the pass's summary
+# line counts them, so a node that lost thousands of publishes does not flood its log.
+BEHIND_LINES = 20
 
 
 def behind(registry: Registry, latest: Mapping[str, int]) -> dict[str, int]:
@@ -147,13 +150,16 @@ class PositionCheck:
             for conn in self.registry.connections_of(user_id):
                 if _short_of(conn, seq):
                     sockets += 1
-                    log.info(
-                        events.WS_POSITION_BEHIND,
-                        user_id=user_id,
-                        connection_id=conn.connection_id,
-                        sent_seq=conn.sent_top,
-                        stored_seq=seq,
-                    )
+                    if sockets <= BEHIND_LINES:
+                        log.info(
+                            events.WS_POSITION_BEHIND,
+                            user_id=user_id,
+                            connection_id=conn.connection_id,
+                            sent_seq=conn.sent_top,
+                            stored_seq=seq,
+                        )
         await hand_newest(self.registry, self.store, lagging)
         self.metrics.position_catch_ups.inc(sockets)
+        if sockets:
+            log.info(events.POSITION_CHECK_CAUGHT_UP, sockets=sockets, users=len(lagging))
         return sockets
