@@ -172,6 +172,30 @@ async def test_since_and_prune_to_history_limit(store: Store) -> None:
     assert (empty.items, empty.latest, empty.oldest) == ((), 0, None)
 
 
+async def test_stored_and_live_notifications_are_the_same_for_any_text(store: Store) -> None:
+    """PostgreSQL builds the stored notification's JSON in SQL (one statement per finish): it
+    must read back as exactly what was published, whatever the meal log's text holds."""
+    text = 'caf\u00e9 "au lait" \\ tab\there\nnew line \u0001 \U0001f373 \u2028'
+    meal, _ = await store.create_meal_log(new_meal(text=text))
+    await store.mark_processing(meal.id)
+    odd = Outcome(
+        status="failed",
+        items=({"name": '\u00e9clair "x"', "quantity": 1e-7, "unit": "g", "calories": 1.5e300},),
+        totals={"calories": 0.1, "protein_g": -0.0, "carbs_g": 12345678901234567, "fat_g": 1},
+        error='processor error: "boom" \\ \u00fc',
+    )
+    done, note = await store.finish_meal_log(meal.id, odd, 1000)
+    assert note.data == done.to_json() and done.raw_input == text
+    (stored,) = (await store.since("u1", 0, 10)).items
+    assert stored.data == note.data
+    assert stored.frame == note.frame
+    assert (stored.event_id, stored.created_at, stored.type) == (
+        note.event_id,
+        note.created_at,
+        "meal_log.failed",
+    )
+
+
 async def test_latest_seqs_answers_for_many_users_at_once(store: Store) -> None:
     for user, meals in (("u1", 3), ("u2", 1), ("o'brien", 2)):
         for _ in range(meals):

@@ -40,6 +40,8 @@ from .rows import (
     meal_from_row,
     meal_params,
     note_from_row,
+    notification_identity,
+    notification_type,
     pending_meal,
     same_request,
 )
@@ -311,10 +313,7 @@ class PostgresStore:
         self, meal_log_id: str, outcome: Outcome, history_limit: int
     ) -> tuple[MealLog, Notification]:
         def finish(conn: Conn) -> tuple[MealLog, Notification]:
-            with conn.transaction():
-                return _finish_in_transaction(
-                    conn, self.node_id, meal_log_id, outcome, history_limit
-                )
+            return _finish_in_one_statement(conn, self.node_id, meal_log_id, outcome, history_limit)
 
         return await self._run(finish)
 
@@ -386,14 +385,54 @@ def _release_previous_claims(conn: Conn, node_name: str, node_id: str) -> int:
     return cursor.rowcount
 
 
-def _finish_in_transaction(
+def _meal_json_sql(alias: str) -> str:
+    """The finished meal log as JSON text built in SQL, keys in `MealLog.to_json` order; items
+    and totals are cast from the text orjson wrote, which `json` keeps byte for byte."""
+    fields = ", ".join(
+        f"'{name}', {alias}.{name}"
+        for name in ("id", "user_id", "raw_input", "meal_type", "logged_at", "status")
+    )
+    return (
+        f"json_build_object({fields}, 'items', {alias}.items::json, "
+        f"'totals', {alias}.totals::json, 'error', {alias}.error, "
+        f"'created_at', {alias}.created_at, 'updated_at', {alias}.updated_at)::text"
+    )
+
+
+# The whole finish in one statement, so one round trip and its own transaction (autocommit):
+# the outcome, the user's next seq (its row lock orders concurrent finishes on every node and is
+# held until this statement commits), the notification, and the pruning of old history. No row
+# when the meal log is gone, finished or claimed elsewhere: then nothing at all is written.
+_FINISH = f"""
+WITH meal AS (
+    UPDATE meal_logs SET status = %(status)s, items = %(items)s, totals = %(totals)s,
+        error = %(error)s, updated_at = %(now)s, claimed_by = NULL, claimed_until = NULL
+    WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {MEAL_COLUMNS}
+), seq AS (
+    INSERT INTO user_seq (user_id, last_seq) SELECT user_id, 1 FROM meal
+    ON CONFLICT (user_id) DO UPDATE SET last_seq = user_seq.last_seq + 1
+    RETURNING user_id, last_seq
+), note AS (
+    INSERT INTO notifications (user_id, seq, type, event_id, created_at, data)
+    SELECT seq.user_id, seq.last_seq, %(type)s, %(event_id)s, %(created_at)s,
+        {_meal_json_sql("meal")}
+    FROM seq, meal
+), pruned AS (
+    DELETE FROM notifications old USING seq
+    WHERE old.user_id = seq.user_id AND old.seq <= seq.last_seq - %(history_limit)s
+)
+SELECT {", ".join(f"meal.{column.strip()}" for column in MEAL_COLUMNS.split(","))}, seq.last_seq
+FROM meal, seq
+"""
+
+
+def _finish_in_one_statement(
     conn: Conn, node_id: str, meal_log_id: str, outcome: Outcome, history_limit: int
 ) -> tuple[MealLog, Notification]:
     """Outcome, next seq, notification and pruning: all of it commits, or none of it."""
+    event_id, created_at = notification_identity()
     row = conn.execute(
-        "UPDATE meal_logs SET status = %(status)s, items = %(items)s, totals = %(totals)s, "
-        "error = %(error)s, updated_at = %(now)s, claimed_by = NULL, claimed_until = NULL "
-        f"WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {MEAL_COLUMNS}",
+        _FINISH,
         {
             "status": outcome.status,
             "items": orjson.dumps(list(outcome.items)).decode(),
@@ -402,36 +441,18 @@ def _finish_in_transaction(
             "now": now_stamp(),
             "id": meal_log_id,
             "node": node_id,
+            "type": notification_type(outcome),
+            "event_id": event_id,
+            "created_at": created_at,
+            "history_limit": history_limit,
         },
     ).fetchone()
     if row is None:
         raise LookupError(
             f"meal log {meal_log_id} does not exist, is finished or claimed elsewhere"
         )
-    meal = meal_from_row(row)
-    # The user's row lock orders concurrent finishes on every node; it is held until commit.
-    seq_row = conn.execute(
-        "INSERT INTO user_seq (user_id, last_seq) VALUES (%s, 1) ON CONFLICT (user_id) "
-        "DO UPDATE SET last_seq = user_seq.last_seq + 1 RETURNING last_seq",
-        (meal.user_id,),
-    ).fetchone()
-    assert seq_row is not None
-    seq = int(seq_row[0])
-    note = finished_notification(meal, outcome, seq)
-    conn.execute(
-        "INSERT INTO notifications (user_id, seq, type, event_id, created_at, data) "
-        "VALUES (%s, %s, %s, %s, %s, %s)",
-        (
-            note.user_id,
-            seq,
-            note.type,
-            note.event_id,
-            note.created_at,
-            orjson.dumps(note.data).decode(),
-        ),
-    )
-    conn.execute(
-        "DELETE FROM notifications WHERE user_id = %s AND seq <= %s",
-        (note.user_id, seq - history_limit),
+    meal = meal_from_row(row[:-1])
+    note = finished_notification(
+        meal, outcome, int(row[-1]), event_id=event_id, created_at=created_at
     )
     return meal, note
