@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import trio
 
-from fitiq_rt.meals.postgres_store import PostgresStore
+from fitiq_rt.meals.postgres_store import PostgresStore, RecentUse
 from fitiq_rt.meals.sqlite_store import SqliteStore
 from fitiq_rt.meals.store import IdempotencyConflict, NewMealLog, Outcome, Store, StoreUnavailable
 from tests.servers import fresh_database  # shared with the server tests (tests/conftest.py)
@@ -441,3 +441,24 @@ async def test_open_fails_clearly_when_the_database_is_down() -> None:
     with pytest.raises(StoreUnavailable):
         await store.open()
     assert not await store.healthy()
+
+
+@pytest.mark.postgres
+def test_a_connection_back_a_moment_ago_is_lent_without_a_check(pg_database: str) -> None:
+    """The pool's check is a round trip per call; it is skipped for a connection handed back
+    less than `idle` ago, and one idle longer is checked (and a dead one refused)."""
+    now = [100.0]
+    recent = RecentUse(idle=1.0, clock=lambda: now[0])
+    conn = psycopg.connect(pg_database, autocommit=True)
+    recent.check(conn)  # never seen: checked
+    assert recent.checks == 1
+    recent.returned(conn)
+    now[0] += 0.999
+    recent.check(conn)
+    assert recent.checks == 1
+    now[0] += 0.002
+    recent.check(conn)
+    assert recent.checks == 2
+    conn.close()
+    with pytest.raises(psycopg.OperationalError):
+        recent.check(conn)

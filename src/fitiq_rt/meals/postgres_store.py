@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -46,6 +49,7 @@ from .rows import (
     same_request,
 )
 from .store import NewMealLog, Outcome, StoreUnavailable
+from .store_trace import CallTimer
 
 log = get_logger("fitiq_rt.store")
 
@@ -55,6 +59,11 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 SCHEMA_VERSION = 1
 HEALTH_TIMEOUT = 2.0
 RECONNECT_GIVE_UP = 10.0
+# A pooled connection back from a call this recently is lent again without the pool's check
+# (a round trip per call); one idle longer is checked, since a database restart kills them all.
+# Within the window a dead connection fails its call, which the callers already handle
+# (StoreUnavailable: the API answers 503, the dispatcher retries), and the pool drops it.
+CHECK_AFTER_IDLE = 1.0
 MIGRATION_LOCK_KEY = 0x66697469_71727431  # "fitiqrt1": one advisory lock for schema changes
 # Timestamps and ids are compared as text: the "C" collation keeps that a plain byte order (the
 # same order SQLite uses), whatever the database's default collation is.
@@ -122,6 +131,32 @@ ORDER BY n.seq
 """
 
 
+class RecentUse:
+    """When each pooled connection was last handed back, so a busy pool skips its checks."""
+
+    def __init__(
+        self, idle: float = CHECK_AFTER_IDLE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.idle = idle
+        self.clock = clock
+        self._returned: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()  # worker threads lend and return connections at once
+        self.checks = 0
+
+    def returned(self, conn: Conn) -> None:
+        with self._lock:
+            self._returned[conn] = self.clock()
+
+    def check(self, conn: Conn) -> None:
+        """The pool's `check`: raise if a connection idle past `idle` does not answer."""
+        with self._lock:
+            returned = self._returned.get(conn)
+        if returned is not None and self.clock() - returned < self.idle:
+            return
+        self.checks += 1
+        ConnectionPool.check_connection(conn)
+
+
 def _select_one(conn: Conn) -> bool:
     return conn.execute("SELECT 1").fetchone() == (1,)
 
@@ -178,14 +213,16 @@ class PostgresStore:
         self.node_name = node_name or default_node_name()
         self.node_id = f"{self.node_name}#{uuid.uuid4().hex[:12]}"
         self._open_timeout = open_timeout
+        self.recent_use = RecentUse()
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             open=False,
             timeout=pool_timeout,
-            # Pooled connections die with a database restart: check before lending one out.
-            check=ConnectionPool.check_connection,
+            # Pooled connections die with a database restart: check one idle for a while
+            # before lending it out (see CHECK_AFTER_IDLE).
+            check=self.recent_use.check,
             kwargs={"autocommit": True, "connect_timeout": connect_timeout},
             # The pool's reconnect backoff doubles without a cap; giving up early means the next
             # request starts a fresh attempt, so recovery after a long outage stays quick.
@@ -223,26 +260,43 @@ class PostgresStore:
             await trio.to_thread.run_sync(self._pool.close, limiter=self._limiter)
 
     async def _run(
-        self, fn: Callable[[Conn], T], pool_wait: float | None = None, abandon: bool = False
+        self,
+        fn: Callable[[Conn], T],
+        kind: str,
+        pool_wait: float | None = None,
+        abandon: bool = False,
     ) -> T:
         """Run `fn` on a pooled connection in a worker thread; outages become StoreUnavailable."""
         if not self._opened:
             raise StoreUnavailable("the store is not open")
+        timer = CallTimer(kind)
 
         def call() -> T:
             try:
                 with self._pool.connection(timeout=pool_wait) as conn:
-                    return fn(conn)
+                    timer.start()  # queue_ms covers the wait for a thread and a connection
+                    try:
+                        return fn(conn)
+                    finally:
+                        timer.stop()
+                        self.recent_use.returned(conn)
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                 raise StoreUnavailable(str(error).strip()[:300]) from error
 
-        return await trio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=abandon)
+        try:
+            return await trio.to_thread.run_sync(
+                call, limiter=self._limiter, abandon_on_cancel=abandon
+            )
+        finally:
+            timer.report()
 
     async def healthy(self) -> bool:
         """A quick probe for /healthz: a hung database answers "down", it does not hang."""
         with trio.move_on_after(HEALTH_TIMEOUT):
             try:
-                return await self._run(_select_one, pool_wait=HEALTH_TIMEOUT / 2, abandon=True)
+                return await self._run(
+                    _select_one, "healthy", pool_wait=HEALTH_TIMEOUT / 2, abandon=True
+                )
             except StoreUnavailable:
                 return False
         return False
@@ -262,7 +316,7 @@ class PostgresStore:
                 raise StoreUnavailable("the idempotent meal log vanished; retry")
             return same_request(meal_from_row(row), new), False
 
-        return await self._run(insert)
+        return await self._run(insert, "create")
 
     async def get_meal_log(self, user_id: str, meal_log_id: str) -> MealLog | None:
         def select(conn: Conn) -> MealLog | None:
@@ -272,7 +326,7 @@ class PostgresStore:
             ).fetchone()
             return meal_from_row(row) if row else None
 
-        return await self._run(select)
+        return await self._run(select, "get")
 
     async def list_meal_logs(
         self, user_id: str, updated_since: datetime | None, limit: int
@@ -287,7 +341,7 @@ class PostgresStore:
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 
-        return await self._run(select)
+        return await self._run(select, "list")
 
     async def mark_processing(self, meal_log_id: str) -> MealLog | None:
         """Claim the meal log for this node for one lease; None when finished or claimed."""
@@ -307,7 +361,7 @@ class PostgresStore:
             ).fetchone()
             return meal_from_row(row) if row else None
 
-        return await self._run(update)
+        return await self._run(update, "mark_processing")
 
     async def finish_meal_log(
         self, meal_log_id: str, outcome: Outcome, history_limit: int
@@ -315,7 +369,7 @@ class PostgresStore:
         def finish(conn: Conn) -> tuple[MealLog, Notification]:
             return _finish_in_one_statement(conn, self.node_id, meal_log_id, outcome, history_limit)
 
-        return await self._run(finish)
+        return await self._run(finish, "finish")
 
     async def unfinished_meal_logs(self) -> list[MealLog]:
         """Pending meal logs, and processing ones nobody else holds a live claim on.
@@ -332,7 +386,7 @@ class PostgresStore:
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 
-        return await self._run(select)
+        return await self._run(select, "unfinished")
 
     async def latest_seq(self, user_id: str) -> int:
         def select(conn: Conn) -> int:
@@ -341,7 +395,7 @@ class PostgresStore:
             ).fetchone()
             return int(row[0]) if row else 0
 
-        return await self._run(select)
+        return await self._run(select, "latest_seq")
 
     async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
         """One statement however many users: the ids travel as one text[] parameter."""
@@ -353,7 +407,7 @@ class PostgresStore:
             ).fetchall()
             return {user_id: int(last_seq) for user_id, last_seq in rows}
 
-        return await self._run(select)
+        return await self._run(select, "latest_seqs")
 
     async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage:
         """One statement, so the page, the newest and the oldest seq come from one snapshot."""
@@ -370,7 +424,7 @@ class PostgresStore:
                 oldest=int(oldest) if oldest is not None else None,
             )
 
-        return await self._run(select)
+        return await self._run(select, "since")
 
 
 def _release_previous_claims(conn: Conn, node_name: str, node_id: str) -> int:
