@@ -242,7 +242,7 @@ async def test_cancelled_in_a_batch_led_by_another_still_gets_the_result(
         nursery.start_soon(write, "w1")
         await until(lambda: writes._leading and not writes._queue)
         nursery.start_soon(hold_next, release)
-        await until(lambda: len(store._limiter.statistics().tasks_waiting) == 2)
+        await until(lambda: store._limiter.statistics().tasks_waiting == 2)
         nursery.start_soon(write, "w2")
         nursery.start_soon(write, "w3", w3_scope)
         await until(lambda: len(writes._queue) == 2)
