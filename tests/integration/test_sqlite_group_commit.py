@@ -256,3 +256,41 @@ async def test_cancelled_in_a_batch_led_by_another_still_gets_the_result(
     assert not w3_scope.cancelled_caught
     assert set(results) == {"w1", "w2", "w3"} and writes.batches == 2
     assert {meal.id for meal, _ in results.values()} == committed_ids(store.path)
+
+
+async def test_a_batch_that_cannot_begin_fails_once_not_write_by_write(
+    store: SqliteStore,
+) -> None:
+    """Another process holding the lock past busy_timeout: each batch waits for it once, and
+    every write in it gets StoreUnavailable (not one busy_timeout per write)."""
+    assert store._db is not None
+    store._db.execute("PRAGMA busy_timeout=50")
+    begins: list[str] = []
+    store._db.set_trace_callback(lambda sql: begins.append(sql) if "BEGIN" in sql else None)
+    results = await queued_behind_a_lock_for_good(store, 4)
+    assert all(isinstance(result, StoreUnavailable) for result in results.values())
+    assert len(results) == 5 and store._writes.batches == 2
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN IMMEDIATE"]
+    assert committed_ids(store.path) == set()
+
+
+async def queued_behind_a_lock_for_good(store: SqliteStore, queued: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def call(name: str) -> None:
+        try:
+            results[name] = await store.create_meal_log(new_meal(name))
+        except Exception as error:
+            results[name] = error
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call, "u0")
+            await until(lambda: store._limiter.borrowed_tokens == 1)
+            for index in range(1, queued + 1):
+                nursery.start_soon(call, f"u{index}")
+    finally:
+        other.close()
+    return results

@@ -10,8 +10,10 @@ thread, wakes their callers, and hands the lead to the next queued write, if any
 Each write still gets its own result or exception: it runs inside its own SAVEPOINT, so one that
 raises is rolled back alone and the others commit. If the transaction itself is lost (COMMIT
 fails, or SQLite rolled it back under an I/O error), every write of the batch runs again alone,
-in its own transaction, so each caller gets what its own write would have got. A caller hears
-of its write only after COMMIT: a notification is committed before it can be published.
+in its own transaction, so each caller gets what its own write would have got; if it never
+began (another process held the lock past busy_timeout) every write gets that error at once.
+A caller hears of its write only after COMMIT: a notification is committed before it can be
+published.
 
 Cancellation matches `trio.to_thread.run_sync`: a write still queued is dropped and its caller
 cancelled; once taken into a batch it cannot be recalled, so its caller waits for the result.
@@ -120,6 +122,12 @@ class _TransactionLost(Exception):
 def commit_batch(db: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
     """In the writer thread: the batch in one transaction, or each alone if that one is lost."""
     try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:  # the lock stayed taken for busy_timeout: once is enough
+        for write in batch:
+            write.result = outcome.Error(_unavailable(error))
+        return
+    try:
         _run_together(db, batch)
     except (sqlite3.Error, _TransactionLost):
         _rollback(db)
@@ -129,7 +137,7 @@ def commit_batch(db: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
 
 
 def _run_together(db: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
-    db.execute("BEGIN IMMEDIATE")
+    """The batch inside the transaction the caller began; COMMIT at the end."""
     for write in batch:
         write.timer.start()
         write.timer.batch = len(batch)
