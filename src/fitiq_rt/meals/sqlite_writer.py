@@ -138,6 +138,9 @@ def commit_batch(db: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
 
 def _run_together(db: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
     """The batch inside the transaction the caller began; COMMIT at the end."""
+    if len(batch) == 1:  # the usual case when nothing queues: no savepoint to pay for
+        _run_single(db, batch[0])
+        return
     for write in batch:
         write.timer.start()
         write.timer.batch = len(batch)
@@ -152,6 +155,23 @@ def _run_together(db: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
         db.execute("RELEASE write")
     db.execute("COMMIT")
     for write in batch:  # a write's run time ends when it is durable: at COMMIT
+        write.timer.stop()
+
+
+def _run_single(db: sqlite3.Connection, write: _Write[Any]) -> None:
+    """One write in the open transaction: committed, or rolled back if it raises."""
+    write.timer.start()
+    try:
+        value = write.fn(db)
+    except Exception as error:
+        if not db.in_transaction:
+            raise _TransactionLost from error
+        db.execute("ROLLBACK")
+        write.result = outcome.Error(_unavailable(error))
+    else:
+        db.execute("COMMIT")
+        write.result = outcome.Value(value)
+    finally:
         write.timer.stop()
 
 
