@@ -325,6 +325,7 @@ def run(target: Target, params: E2EParams, opts: RunOptions) -> dict[str, Any]:
         },
         "disk_busy": disk_busy,
         "store_calls": store_calls(target, start, end) if params.store_trace else None,
+        "wal_restarts": wal_restarts(target, start, end),
         **common,
     }
 
@@ -369,12 +370,40 @@ def store_calls(target: Target, start: float, end: float) -> dict[str, Any]:
         kind = samples.setdefault(event["kind"], {"queue_ms": [], "run_ms": [], "resume_ms": []})
         for field_name in ("queue_ms", "run_ms", "resume_ms"):
             kind[field_name].append(event[field_name])
+        if "batch" in event:  # writes committed together (SQLite's group commit)
+            kind.setdefault("batch", []).append(event["batch"])
     if not samples:
         return {"error": "no store.call lines in the window (not fitiq_rt, or not at debug)"}
     return {
         kind: {name: summarize_ms(values) for name, values in fields.items()}
         for kind, fields in sorted(samples.items())
     }
+
+
+def wal_restarts(target: Target, start: float, end: float) -> dict[str, Any] | None:
+    """fitiq_rt's `store.wal_restarted` lines in the window: how often writes were held for a
+    WAL rewind, and for how long (the stall size distribution). None without a server log.
+
+    A line without `at` (fitiq_rt before it logged one) counts wherever it fell: a server's
+    writes all happen in the measured window but for the warm-up's few."""
+    if target.log_path is None:
+        return None
+    try:
+        lines = target.log_path.read_bytes().splitlines()
+    except OSError:
+        return None
+    held: list[float] = []
+    for line in lines:
+        if b'"store.wal_restarted"' not in line:
+            continue
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if "at" in event and not start <= event["at"] <= end:
+            continue
+        held.append(event["writes_held_ms"])
+    return {"count": len(held), "writes_held_ms": summarize_ms(held)}
 
 
 def headline(record: dict[str, Any]) -> list[tuple[str, str]]:
@@ -397,6 +426,15 @@ def headline(record: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 "disk-busy writer MiB/s, CPU %, fsync ms p50 / max",
                 f"{busy['mib_per_second']}, {busy['cpu_pct']}, {fsync['p50']} / {fsync['max']}",
+            )
+        )
+    restarts = record.get("wal_restarts")
+    if restarts and restarts["count"]:
+        held = restarts["writes_held_ms"]
+        rows.append(
+            (
+                "WAL rewinds (writes held ms p50 / max)",
+                f"{restarts['count']} ({held['p50']} / {held['max']})",
             )
         )
     for kind, fields in (record.get("store_calls") or {}).items():

@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from benchmarks.chaos.services import CuttableProxy
-from fitiq_rt.meals.postgres_store import PostgresStore
+from fitiq_rt.meals.postgres_store import PostgresStore, RecentUse
 from fitiq_rt.meals.sqlite_store import SqliteStore
 from fitiq_rt.meals.store import IdempotencyConflict, NewMealLog, Outcome, Store, StoreUnavailable
 from tests.servers import fresh_database  # shared with the server tests (tests/conftest.py)
@@ -171,6 +171,30 @@ async def test_since_and_prune_to_history_limit(store: Store) -> None:
     assert (tail.items, tail.latest, tail.oldest) == ((), 5, 3)
     empty = await store.since("nobody", 0, 100)
     assert (empty.items, empty.latest, empty.oldest) == ((), 0, None)
+
+
+async def test_stored_and_live_notifications_are_the_same_for_any_text(store: Store) -> None:
+    """PostgreSQL builds the stored notification's JSON in SQL (one statement per finish): it
+    must read back as exactly what was published, whatever the meal log's text holds."""
+    text = 'caf\u00e9 "au lait" \\ tab\there\nnew line \u0001 \U0001f373 \u2028'
+    meal, _ = await store.create_meal_log(new_meal(text=text))
+    await store.mark_processing(meal.id)
+    odd = Outcome(
+        status="failed",
+        items=({"name": '\u00e9clair "x"', "quantity": 1e-7, "unit": "g", "calories": 1.5e300},),
+        totals={"calories": 0.1, "protein_g": -0.0, "carbs_g": 12345678901234567, "fat_g": 1},
+        error='processor error: "boom" \\ \u00fc',
+    )
+    done, note = await store.finish_meal_log(meal.id, odd, 1000)
+    assert note.data == done.to_json() and done.raw_input == text
+    (stored,) = (await store.since("u1", 0, 10)).items
+    assert stored.data == note.data
+    assert stored.frame == note.frame
+    assert (stored.event_id, stored.created_at, stored.type) == (
+        note.event_id,
+        note.created_at,
+        "meal_log.failed",
+    )
 
 
 async def test_latest_seqs_answers_for_many_users_at_once(store: Store) -> None:
@@ -421,3 +445,24 @@ async def test_open_fails_clearly_when_the_database_is_down() -> None:
     with pytest.raises(StoreUnavailable):
         await store.open()
     assert not await store.healthy()
+
+
+@pytest.mark.postgres
+def test_a_connection_back_a_moment_ago_is_lent_without_a_check(pg_database: str) -> None:
+    """The pool's check is a round trip per call; it is skipped for a connection handed back
+    less than `idle` ago, and one idle longer is checked (and a dead one refused)."""
+    now = [100.0]
+    recent = RecentUse(idle=1.0, clock=lambda: now[0])
+    conn = psycopg.connect(pg_database, autocommit=True)
+    recent.check(conn)  # never seen: checked
+    assert recent.checks == 1
+    recent.returned(conn)
+    now[0] += 0.999
+    recent.check(conn)
+    assert recent.checks == 1
+    now[0] += 0.002
+    recent.check(conn)
+    assert recent.checks == 2
+    conn.close()
+    with pytest.raises(psycopg.OperationalError):
+        recent.check(conn)

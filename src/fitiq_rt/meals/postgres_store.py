@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -43,10 +46,13 @@ from .rows import (
     meal_from_row,
     meal_params,
     note_from_row,
+    notification_identity,
+    notification_type,
     pending_meal,
     same_request,
 )
 from .store import NewMealLog, Outcome, StoreUnavailable
+from .store_trace import CallTimer
 
 log = get_logger("fitiq_rt.store")
 
@@ -56,6 +62,11 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 SCHEMA_VERSION = 2
 HEALTH_TIMEOUT = 2.0
 RECONNECT_GIVE_UP = 10.0
+# A pooled connection back from a call this recently is lent again without the pool's check
+# (a round trip per call); one idle longer is checked, since a database restart kills them all.
+# Within the window a dead connection fails its call, which the callers already handle
+# (StoreUnavailable: the API answers 503, the dispatcher retries), and the pool drops it.
+CHECK_AFTER_IDLE = 1.0
 MIGRATION_LOCK_KEY = 0x66697469_71727431  # "fitiqrt1": one advisory lock for schema changes
 # Timestamps and ids are compared as text: the "C" collation keeps that a plain byte order (the
 # same order SQLite uses), whatever the database's default collation is.
@@ -134,6 +145,32 @@ ORDER BY n.seq
 """
 
 
+class RecentUse:
+    """When each pooled connection was last handed back, so a busy pool skips its checks."""
+
+    def __init__(
+        self, idle: float = CHECK_AFTER_IDLE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.idle = idle
+        self.clock = clock
+        self._returned: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()  # worker threads lend and return connections at once
+        self.checks = 0
+
+    def returned(self, conn: Conn) -> None:
+        with self._lock:
+            self._returned[conn] = self.clock()
+
+    def check(self, conn: Conn) -> None:
+        """The pool's `check`: raise if a connection idle past `idle` does not answer."""
+        with self._lock:
+            returned = self._returned.get(conn)
+        if returned is not None and self.clock() - returned < self.idle:
+            return
+        self.checks += 1
+        ConnectionPool.check_connection(conn)
+
+
 def _select_one(conn: Conn) -> bool:
     return conn.execute("SELECT 1").fetchone() == (1,)
 
@@ -190,14 +227,16 @@ class PostgresStore:
         self.node_name = node_name or default_node_name()
         self.node_id = f"{self.node_name}#{uuid.uuid4().hex[:12]}"
         self._open_timeout = open_timeout
+        self.recent_use = RecentUse()
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             open=False,
             timeout=pool_timeout,
-            # Pooled connections die with a database restart: check before lending one out.
-            check=ConnectionPool.check_connection,
+            # Pooled connections die with a database restart: check one idle for a while
+            # before lending it out (see CHECK_AFTER_IDLE).
+            check=self.recent_use.check,
             kwargs={"autocommit": True, "connect_timeout": connect_timeout},
             # The pool's reconnect backoff doubles without a cap; giving up early means the next
             # request starts a fresh attempt, so recovery after a long outage stays quick.
@@ -235,26 +274,43 @@ class PostgresStore:
             await trio.to_thread.run_sync(self._pool.close, limiter=self._limiter)
 
     async def _run(
-        self, fn: Callable[[Conn], T], pool_wait: float | None = None, abandon: bool = False
+        self,
+        fn: Callable[[Conn], T],
+        kind: str,
+        pool_wait: float | None = None,
+        abandon: bool = False,
     ) -> T:
         """Run `fn` on a pooled connection in a worker thread; outages become StoreUnavailable."""
         if not self._opened:
             raise StoreUnavailable("the store is not open")
+        timer = CallTimer(kind)
 
         def call() -> T:
             try:
                 with self._pool.connection(timeout=pool_wait) as conn:
-                    return fn(conn)
+                    timer.start()  # queue_ms covers the wait for a thread and a connection
+                    try:
+                        return fn(conn)
+                    finally:
+                        timer.stop()
+                        self.recent_use.returned(conn)
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                 raise StoreUnavailable(str(error).strip()[:300]) from error
 
-        return await trio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=abandon)
+        try:
+            return await trio.to_thread.run_sync(
+                call, limiter=self._limiter, abandon_on_cancel=abandon
+            )
+        finally:
+            timer.report()
 
     async def healthy(self) -> bool:
         """A quick probe for /healthz: a hung database answers "down", it does not hang."""
         with trio.move_on_after(HEALTH_TIMEOUT):
             try:
-                return await self._run(_select_one, pool_wait=HEALTH_TIMEOUT / 2, abandon=True)
+                return await self._run(
+                    _select_one, "healthy", pool_wait=HEALTH_TIMEOUT / 2, abandon=True
+                )
             except StoreUnavailable:
                 return False
         return False
@@ -274,7 +330,7 @@ class PostgresStore:
                 raise StoreUnavailable("the idempotent meal log vanished; retry")
             return same_request(meal_from_row(row), new), False
 
-        return await self._run(insert)
+        return await self._run(insert, "create")
 
     async def get_meal_log(self, user_id: str, meal_log_id: str) -> MealLog | None:
         def select(conn: Conn) -> MealLog | None:
@@ -284,7 +340,7 @@ class PostgresStore:
             ).fetchone()
             return meal_from_row(row) if row else None
 
-        return await self._run(select)
+        return await self._run(select, "get")
 
     async def list_meal_logs(
         self, user_id: str, updated_since: datetime | None, limit: int
@@ -299,7 +355,7 @@ class PostgresStore:
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 
-        return await self._run(select)
+        return await self._run(select, "list")
 
     async def mark_processing(self, meal_log_id: str) -> MealLog | None:
         """Claim the meal log for this node for one lease; None when finished or claimed."""
@@ -319,18 +375,15 @@ class PostgresStore:
             ).fetchone()
             return meal_from_row(row) if row else None
 
-        return await self._run(update)
+        return await self._run(update, "mark_processing")
 
     async def finish_meal_log(
         self, meal_log_id: str, outcome: Outcome, history_limit: int
     ) -> tuple[MealLog, Notification]:
         def finish(conn: Conn) -> tuple[MealLog, Notification]:
-            with conn.transaction():
-                return _finish_in_transaction(
-                    conn, self.node_id, meal_log_id, outcome, history_limit
-                )
+            return _finish_in_one_statement(conn, self.node_id, meal_log_id, outcome, history_limit)
 
-        return await self._run(finish)
+        return await self._run(finish, "finish")
 
     async def unfinished_meal_logs(self) -> list[MealLog]:
         """Pending meal logs, and processing ones nobody else holds a live claim on.
@@ -347,7 +400,7 @@ class PostgresStore:
             ).fetchall()
             return [meal_from_row(row) for row in rows]
 
-        return await self._run(select)
+        return await self._run(select, "unfinished")
 
     async def latest_seq(self, user_id: str) -> int:
         def select(conn: Conn) -> int:
@@ -356,7 +409,7 @@ class PostgresStore:
             ).fetchone()
             return int(row[0]) if row else 0
 
-        return await self._run(select)
+        return await self._run(select, "latest_seq")
 
     async def latest_seqs(self, user_ids: Sequence[str]) -> dict[str, int]:
         """One statement however many users: the ids travel as one text[] parameter."""
@@ -368,7 +421,7 @@ class PostgresStore:
             ).fetchall()
             return {user_id: int(last_seq) for user_id, last_seq in rows}
 
-        return await self._run(select)
+        return await self._run(select, "latest_seqs")
 
     async def since(self, user_id: str, after_seq: int, limit: int) -> HistoryPage:
         """One statement, so the page, the newest and the oldest seq come from one snapshot."""
@@ -385,7 +438,7 @@ class PostgresStore:
                 oldest=int(oldest) if oldest is not None else None,
             )
 
-        return await self._run(select)
+        return await self._run(select, "since")
 
     async def put_device(
         self, user_id: str, device_token: str, platform: str, environment: str
@@ -400,7 +453,7 @@ class PostgresStore:
             device = device_from_row(row)
             return device, device.created_at == now
 
-        return await self._run(upsert)
+        return await self._run(upsert, "put_device")
 
     async def delete_device(self, user_id: str, device_token: str) -> bool:
         def delete(conn: Conn) -> bool:
@@ -410,7 +463,7 @@ class PostgresStore:
             )
             return cursor.rowcount > 0
 
-        return await self._run(delete)
+        return await self._run(delete, "delete_device")
 
     async def list_devices(self, user_id: str) -> list[Device]:
         def select(conn: Conn) -> list[Device]:
@@ -421,7 +474,7 @@ class PostgresStore:
             ).fetchall()
             return [device_from_row(row) for row in rows]
 
-        return await self._run(select)
+        return await self._run(select, "list_devices")
 
 
 # One statement (the row lock orders two nodes registering one token): a token that was the
@@ -450,14 +503,54 @@ def _release_previous_claims(conn: Conn, node_name: str, node_id: str) -> int:
     return cursor.rowcount
 
 
-def _finish_in_transaction(
+def _meal_json_sql(alias: str) -> str:
+    """The finished meal log as JSON text built in SQL, keys in `MealLog.to_json` order; items
+    and totals are cast from the text orjson wrote, which `json` keeps byte for byte."""
+    fields = ", ".join(
+        f"'{name}', {alias}.{name}"
+        for name in ("id", "user_id", "raw_input", "meal_type", "logged_at", "status")
+    )
+    return (
+        f"json_build_object({fields}, 'items', {alias}.items::json, "
+        f"'totals', {alias}.totals::json, 'error', {alias}.error, "
+        f"'created_at', {alias}.created_at, 'updated_at', {alias}.updated_at)::text"
+    )
+
+
+# The whole finish in one statement, so one round trip and its own transaction (autocommit):
+# the outcome, the user's next seq (its row lock orders concurrent finishes on every node and is
+# held until this statement commits), the notification, and the pruning of old history. No row
+# when the meal log is gone, finished or claimed elsewhere: then nothing at all is written.
+_FINISH = f"""
+WITH meal AS (
+    UPDATE meal_logs SET status = %(status)s, items = %(items)s, totals = %(totals)s,
+        error = %(error)s, updated_at = %(now)s, claimed_by = NULL, claimed_until = NULL
+    WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {MEAL_COLUMNS}
+), seq AS (
+    INSERT INTO user_seq (user_id, last_seq) SELECT user_id, 1 FROM meal
+    ON CONFLICT (user_id) DO UPDATE SET last_seq = user_seq.last_seq + 1
+    RETURNING user_id, last_seq
+), note AS (
+    INSERT INTO notifications (user_id, seq, type, event_id, created_at, data)
+    SELECT seq.user_id, seq.last_seq, %(type)s, %(event_id)s, %(created_at)s,
+        {_meal_json_sql("meal")}
+    FROM seq, meal
+), pruned AS (
+    DELETE FROM notifications old USING seq
+    WHERE old.user_id = seq.user_id AND old.seq <= seq.last_seq - %(history_limit)s
+)
+SELECT {", ".join(f"meal.{column.strip()}" for column in MEAL_COLUMNS.split(","))}, seq.last_seq
+FROM meal, seq
+"""
+
+
+def _finish_in_one_statement(
     conn: Conn, node_id: str, meal_log_id: str, outcome: Outcome, history_limit: int
 ) -> tuple[MealLog, Notification]:
     """Outcome, next seq, notification and pruning: all of it commits, or none of it."""
+    event_id, created_at = notification_identity()
     row = conn.execute(
-        "UPDATE meal_logs SET status = %(status)s, items = %(items)s, totals = %(totals)s, "
-        "error = %(error)s, updated_at = %(now)s, claimed_by = NULL, claimed_until = NULL "
-        f"WHERE id = %(id)s AND {_CLAIMABLE} RETURNING {MEAL_COLUMNS}",
+        _FINISH,
         {
             "status": outcome.status,
             "items": orjson.dumps(list(outcome.items)).decode(),
@@ -466,36 +559,18 @@ def _finish_in_transaction(
             "now": now_stamp(),
             "id": meal_log_id,
             "node": node_id,
+            "type": notification_type(outcome),
+            "event_id": event_id,
+            "created_at": created_at,
+            "history_limit": history_limit,
         },
     ).fetchone()
     if row is None:
         raise LookupError(
             f"meal log {meal_log_id} does not exist, is finished or claimed elsewhere"
         )
-    meal = meal_from_row(row)
-    # The user's row lock orders concurrent finishes on every node; it is held until commit.
-    seq_row = conn.execute(
-        "INSERT INTO user_seq (user_id, last_seq) VALUES (%s, 1) ON CONFLICT (user_id) "
-        "DO UPDATE SET last_seq = user_seq.last_seq + 1 RETURNING last_seq",
-        (meal.user_id,),
-    ).fetchone()
-    assert seq_row is not None
-    seq = int(seq_row[0])
-    note = finished_notification(meal, outcome, seq)
-    conn.execute(
-        "INSERT INTO notifications (user_id, seq, type, event_id, created_at, data) "
-        "VALUES (%s, %s, %s, %s, %s, %s)",
-        (
-            note.user_id,
-            seq,
-            note.type,
-            note.event_id,
-            note.created_at,
-            orjson.dumps(note.data).decode(),
-        ),
-    )
-    conn.execute(
-        "DELETE FROM notifications WHERE user_id = %s AND seq <= %s",
-        (note.user_id, seq - history_limit),
+    meal = meal_from_row(row[:-1])
+    note = finished_notification(
+        meal, outcome, int(row[-1]), event_id=event_id, created_at=created_at
     )
     return meal, note

@@ -83,14 +83,32 @@ def same_request(meal: MealLog, new: NewMealLog) -> MealLog:
     return meal
 
 
-def finished_notification(meal: MealLog, outcome: Outcome, seq: int) -> Notification:
+def notification_type(outcome: Outcome) -> str:
+    return f"meal_log.{outcome.status}"
+
+
+def notification_identity() -> tuple[str, str]:
+    """A new notification's event id and creation time (a store may need them before the row)."""
+    return str(uuid.uuid4()), rfc3339()
+
+
+def finished_notification(
+    meal: MealLog,
+    outcome: Outcome,
+    seq: int,
+    *,
+    event_id: str | None = None,
+    created_at: str | None = None,
+) -> Notification:
     """The notification a finished meal log causes, carrying the stored meal log."""
+    if event_id is None or created_at is None:
+        event_id, created_at = notification_identity()
     return Notification(
         user_id=meal.user_id,
         seq=seq,
-        type=f"meal_log.{outcome.status}",
-        event_id=str(uuid.uuid4()),
-        created_at=rfc3339(),
+        type=notification_type(outcome),
+        event_id=event_id,
+        created_at=created_at,
         data=meal.to_json(),
     )
 

@@ -1,8 +1,9 @@
 """The embedded store: one SQLite file in WAL mode, called through `trio.to_thread`.
 
 sqlite3 is blocking, so every call runs in a worker thread. Writes share one connection behind
-a CapacityLimiter of one (the single writer SQLite wants); reads use their own connections, and
-WAL checkpoints run in the background (`sqlite_checkpoint`), so neither waits behind a write.
+a CapacityLimiter of one (the single writer SQLite wants), and the writes that queue for it
+commit together (`sqlite_writer`); reads use their own connections, and WAL checkpoints run in
+the background (`sqlite_checkpoint`), so neither waits behind a write.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .rows import (
     same_request,
 )
 from .sqlite_checkpoint import CHECKPOINT_INTERVAL, WAL_RESTART_BYTES, Checkpointer
+from .sqlite_writer import GroupCommit
 from .store import NewMealLog, Outcome, StoreUnavailable
 from .store_trace import CallTimer
 
@@ -140,6 +142,7 @@ class SqliteStore:
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
         self._limiter = trio.CapacityLimiter(1)  # one thread at a time uses the writer
+        self._writes = GroupCommit(self._limiter)
         self._readers = readers
         self._idle_readers: list[sqlite3.Connection] = []
         self._read_limiter = trio.CapacityLimiter(readers)  # one token per reader connection
@@ -177,25 +180,11 @@ class SqliteStore:
             await trio.to_thread.run_sync(db.close, limiter=self._limiter)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T], kind: str = "call") -> T:
-        """A write (or a read that must see this node's own uncommitted order): the writer."""
+        """A write on the writer, in a transaction shared with the writes queued beside it."""
         db = self._db
         if db is None:
             raise StoreUnavailable("the store is not open")
-        timer = CallTimer(kind)
-
-        def call() -> T:
-            timer.start()
-            try:
-                return fn(db)
-            except sqlite3.OperationalError as error:
-                raise StoreUnavailable(str(error)) from error
-            finally:
-                timer.stop()
-
-        try:
-            return await trio.to_thread.run_sync(call, limiter=self._limiter)
-        finally:
-            timer.report()
+        return await self._writes.run(db, fn, kind)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T], kind: str) -> T:
         """A read on a reader connection: sees the last commit, never waits for the writer."""
@@ -287,14 +276,7 @@ class SqliteStore:
         self, meal_log_id: str, outcome: Outcome, history_limit: int
     ) -> tuple[MealLog, Notification]:
         def finish(db: sqlite3.Connection) -> tuple[MealLog, Notification]:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = _finish_in_transaction(db, meal_log_id, outcome, history_limit)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
+            return _finish_in_transaction(db, meal_log_id, outcome, history_limit)
 
         return await self._run(finish, "finish")
 

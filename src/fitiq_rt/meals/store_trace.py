@@ -2,8 +2,9 @@
 
 Why: every store call crosses into a worker thread, so one call that waits on the disk makes the
 calls queued behind it wait too, and a latency tail can be queueing or execution. At log level
-debug each call writes one `store.call` line (kind, queue_ms, run_ms, resume_ms, and `at`, the
-system monotonic clock, so a benchmark can keep the calls inside its measured window);
+debug each call writes one `store.call` line (kind, queue_ms, run_ms, resume_ms, batch: the
+writes committed together, and `at`, the system monotonic clock, so a benchmark can keep the
+calls inside its measured window);
 `python -m benchmarks e2e --store-trace` summarises them per kind. At any other level a call
 costs three `perf_counter` reads and one bool check.
 """
@@ -22,10 +23,11 @@ DEBUG = 10
 class CallTimer:
     """The three moments of one store call: queued (event loop), started and ended (thread)."""
 
-    __slots__ = ("ended", "kind", "queued", "started")
+    __slots__ = ("batch", "ended", "kind", "queued", "started")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        self.batch = 1  # writes committed in the same transaction (SQLite's group commit)
         self.queued = time.perf_counter()
         self.started = self.queued
         self.ended = self.queued
@@ -48,5 +50,6 @@ class CallTimer:
             queue_ms=round((self.started - self.queued) * 1000, 3),
             run_ms=round((self.ended - self.started) * 1000, 3),
             resume_ms=round((back - self.ended) * 1000, 3),
+            batch=self.batch,
             at=round(time.monotonic(), 4),
         )
