@@ -27,6 +27,7 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, open_websocket_url
 
 from . import events
+from .backoff import Backoff
 from .logconfig import get_logger
 from .realtime.closing import TOKEN_EXPIRED
 
@@ -56,27 +57,6 @@ NotificationHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 class ClientStopped(Exception):
     """The client cannot go on (e.g. the token is refused and no fresh one can be had)."""
-
-
-@attrs.frozen
-class Backoff:
-    """Exponential backoff with jitter: attempt n waits in [base*(1-jitter), base], capped.
-
-    Jitter spreads a fleet of phones that all lost the server at once, so they don't reconnect
-    in lockstep.
-    """
-
-    initial: float = 0.5
-    factor: float = 2.0
-    cap: float = 30.0
-    jitter: float = 0.5
-
-    def base(self, attempt: int) -> float:
-        return min(self.cap, self.initial * self.factor ** min(attempt, 64))
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base = self.base(attempt)
-        return base * (1.0 - self.jitter * rng.random())
 
 
 def _default_connector(url: str) -> AbstractAsyncContextManager[Socket]:

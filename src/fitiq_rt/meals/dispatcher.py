@@ -16,6 +16,7 @@ import time
 import trio
 
 from .. import events
+from ..backoff import Backoff
 from ..logconfig import get_logger
 from ..notifications import Notification, Notifier
 from ..observability.metrics import Metrics
@@ -25,8 +26,10 @@ from .store import Outcome, Store, StoreUnavailable
 
 log = get_logger("fitiq_rt.dispatcher")
 
-FIRST_RETRY_DELAY = 0.1  # seconds before the first retry of a failed save; doubles each time
-MAX_RETRY_DELAY = 1.0  # the cap: a store back from an outage is found within a second
+# A failed save is retried after 0.1 s, doubling to 1 s: a store back from an outage is found
+# within a second. The cap is also the sweep's pace while the store is down.
+SAVE_RETRY = Backoff(initial=0.1, cap=1.0, jitter=0.0)
+MAX_RETRY_DELAY = SAVE_RETRY.cap
 
 
 class Dispatcher:
@@ -156,9 +159,9 @@ class Dispatcher:
         and raises LookupError: the position check then delivers the stored notification.
         """
         deadline = trio.current_time() + self.finish_retry_timeout
-        delay = FIRST_RETRY_DELAY
         attempt = 1
         while True:
+            delay = SAVE_RETRY.base(attempt - 1)
             try:
                 await self.notifier.publish_stored(
                     meal.user_id, lambda: self._finish(meal, outcome)
@@ -175,7 +178,6 @@ class Dispatcher:
                     error=str(error)[:300],
                 )
             await trio.sleep(delay)
-            delay = min(2 * delay, MAX_RETRY_DELAY)
             attempt += 1
 
     async def _finish(self, meal: MealLog, outcome: Outcome) -> Notification:

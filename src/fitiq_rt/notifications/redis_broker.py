@@ -33,6 +33,7 @@ import trio
 from coredis.retry import NoRetryPolicy
 
 from .. import events
+from ..backoff import Backoff
 from ..logconfig import get_logger
 from .broker import LocalSockets
 from .value import Notification
@@ -69,8 +70,8 @@ class RedisBroker:
         self.sockets = sockets
         self.catch_up = catch_up
         self.node_id = uuid.uuid4().hex
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.reconnect = Backoff(initial=backoff_initial, cap=backoff_max)
+        self._rng = random.Random()
         self.command_timeout = command_timeout
         self.keepalive_seconds = keepalive_seconds
         self._client: coredis.Redis[bytes] | None = None
@@ -123,8 +124,7 @@ class RedisBroker:
 
     def _backoff(self, failures: int) -> float:
         """Capped exponential backoff with jitter, so restarted Redis is not stampeded."""
-        delay = min(self.backoff_max, self.backoff_initial * 2 ** max(0, failures - 1))
-        return random.uniform(delay / 2, delay)
+        return self.reconnect.delay(max(0, failures - 1), self._rng)
 
     def _went_down(self, error: BaseException, failures: int) -> None:
         """Log the fall once (and failed retries sparingly); remember when it happened."""

@@ -19,12 +19,14 @@ from typing import Literal, Protocol
 import attrs
 import trio
 
+from ..backoff import Backoff
 from ..devices import Device
 from .apns import ApnsAnswer, ApnsUnreachable
 from .provider_token import ProviderToken
 
 BACKOFF_START = 1.0
 BACKOFF_CAP = 30.0
+RETRY = Backoff(initial=BACKOFF_START, cap=BACKOFF_CAP)
 
 Outcome = Literal["sent", "removed", "failed"]
 
@@ -61,9 +63,9 @@ async def deliver(
 ) -> PushResult:
     """Push `payload` to `device` until one of the outcomes above."""
     give_up_at = trio.current_time() + retry_timeout
-    backoff = BACKOFF_START
     renewed = False
     attempts = 0
+    retries = 0  # pauses taken so far: the backoff's step
     while True:
         attempts += 1
         token = tokens.current()
@@ -87,8 +89,8 @@ async def deliver(
                 continue
             if not _retryable(answer):
                 return PushResult("failed", reason, status, attempts)
-        pause = backoff / 2 + rng.uniform(0, backoff / 2)
+        pause = RETRY.delay(retries, rng)
         if trio.current_time() + pause > give_up_at:
             return PushResult("failed", reason, status, attempts)
         await trio.sleep(pause)
-        backoff = min(backoff * 2, BACKOFF_CAP)
+        retries += 1

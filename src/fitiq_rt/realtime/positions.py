@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 import trio
 
 from .. import events
+from ..backoff import Backoff
 from ..logconfig import get_logger
 from ..notifications import NotificationHistory
 from ..observability.metrics import Metrics
@@ -36,6 +37,8 @@ POSITION_GRACE = 1.0
 # Sockets a pass names one by one (`ws.position_behind`); past that, only the pass's summary
 # line counts them, so a node that lost thousands of publishes does not flood its log.
 BEHIND_LINES = 20
+# A catch-up that meets a store outage tries again after 0.5 s, doubling to 5 s.
+CATCH_UP_RETRY = Backoff(initial=0.5, cap=5.0, jitter=0.0)
 
 
 def behind(registry: Registry, latest: Mapping[str, int]) -> dict[str, int]:
@@ -73,8 +76,7 @@ async def catch_up_until_done(
     store: NotificationHistory,
     users: Iterable[str],
     *,
-    first_delay: float = 0.5,
-    max_delay: float = 5.0,
+    retry: Backoff = CATCH_UP_RETRY,
 ) -> int:
     """`catch_up`, tried again with capped backoff while the store fails.
 
@@ -83,14 +85,15 @@ async def catch_up_until_done(
     (the broker's connection to Redis: a new one catches up again anyway).
     """
     wanted = list(users)
-    delay = first_delay
+    attempt = 0
     while True:
         try:
             return await catch_up(registry, store, wanted)
         except Exception as error:
+            delay = retry.base(attempt)
             log.warning(events.BROKER_CATCH_UP_FAILED, error=str(error)[:300], retry_in=delay)
         await trio.sleep(delay)
-        delay = min(2 * delay, max_delay)
+        attempt += 1
 
 
 async def hand_newest(

@@ -7,7 +7,7 @@ sign-in), so a push never reaches the previous account's owner.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Quart, Response
 
@@ -29,6 +29,9 @@ from .schemas import (
     Unavailable,
     ValidationFailed,
 )
+
+if TYPE_CHECKING:
+    from ..app import Services
 
 log = get_logger("fitiq_rt.devices")
 
@@ -54,7 +57,7 @@ def parse_registration(payload: dict[str, Any]) -> tuple[str, str]:
     return platform, environment
 
 
-def register_device_routes(app: Quart, services: Any) -> None:
+def register_device_routes(app: Quart, services: Services) -> None:
     store = services.store
 
     @app.put("/api/v1/devices/<device_token>")
