@@ -28,7 +28,7 @@ from .config import Settings
 from .logconfig import get_logger
 from .meals.dispatcher import Dispatcher
 from .meals.processor import Processor, load_processor
-from .meals.store import Store, open_store
+from .meals.store import Store, StoreUnavailable, open_store
 from .notifications import (
     Broker,
     CachedHistory,
@@ -220,6 +220,10 @@ def create_quart_app(services: Services) -> Quart:
     @app.errorhandler(ApiError)
     async def api_error(error: ApiError) -> Any:
         return error_response(error.status, error.code, error.message)
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_unavailable(error: StoreUnavailable) -> Any:
+        return error_response(503, "unavailable", "the database is unavailable; retry")
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Any:

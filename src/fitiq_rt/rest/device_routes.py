@@ -12,11 +12,16 @@ from typing import TYPE_CHECKING, Any
 from quart import Quart, Response
 
 from .. import events
-from ..devices import ENVIRONMENTS, MAX_TOKEN_HEX, MIN_TOKEN_HEX, device_tail, normalized_token
+from ..devices import (
+    ENVIRONMENTS,
+    MAX_TOKEN_HEX,
+    MIN_TOKEN_HEX,
+    PLATFORMS,
+    device_tail,
+    normalized_token,
+)
 from ..logconfig import get_logger
-from ..meals.store import StoreUnavailable
-from .common import ApiError, authenticate, json_response
-from .meal_routes import read_json_object
+from .common import ApiError, authenticate, invalid, json_response, read_json_object
 from .openapi import describe
 from .schemas import (
     Device,
@@ -38,22 +43,14 @@ log = get_logger("fitiq_rt.devices")
 _TOKEN_RULE = f"device_token must be {MIN_TOKEN_HEX}-{MAX_TOKEN_HEX} hex digits"
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "validation_error", message)
-
-
-def _unavailable() -> ApiError:
-    return ApiError(503, "unavailable", "the database is unavailable; retry")
-
-
 def parse_registration(payload: dict[str, Any]) -> tuple[str, str]:
     """(platform, environment) from the PUT body, or a 422 naming the field."""
     platform = payload.get("platform")
-    if platform != "ios":
-        raise _invalid("platform is required and must be ios")
+    if platform not in PLATFORMS:
+        raise invalid("platform is required and must be ios")
     environment = payload.get("environment", "production")
     if environment not in ENVIRONMENTS:
-        raise _invalid("environment must be production or sandbox")
+        raise invalid("environment must be production or sandbox")
     return platform, environment
 
 
@@ -84,12 +81,9 @@ def register_device_routes(app: Quart, services: Services) -> None:
         identity = authenticate(services.verifier)
         token = normalized_token(device_token)
         if token is None:
-            raise _invalid(_TOKEN_RULE)
+            raise invalid(_TOKEN_RULE)
         platform, environment = parse_registration(await read_json_object())
-        try:
-            device, created = await store.put_device(identity.user_id, token, platform, environment)
-        except StoreUnavailable:
-            raise _unavailable() from None
+        device, created = await store.put_device(identity.user_id, token, platform, environment)
         if created:
             log.info(
                 events.DEVICE_REGISTERED,
@@ -109,10 +103,7 @@ def register_device_routes(app: Quart, services: Services) -> None:
         """Forget one of the caller's devices (sign-out); 404 when it is not the caller's."""
         identity = authenticate(services.verifier)
         token = normalized_token(device_token)
-        try:
-            removed = token is not None and await store.delete_device(identity.user_id, token)
-        except StoreUnavailable:
-            raise _unavailable() from None
+        removed = token is not None and await store.delete_device(identity.user_id, token)
         if not removed:
             raise ApiError(404, "not_found", "no such device")
         log.info(
@@ -128,8 +119,5 @@ def register_device_routes(app: Quart, services: Services) -> None:
     async def list_devices() -> Any:
         """List the caller's registered devices."""
         identity = authenticate(services.verifier)
-        try:
-            devices = await store.list_devices(identity.user_id)
-        except StoreUnavailable:
-            raise _unavailable() from None
+        devices = await store.list_devices(identity.user_id)
         return json_response({"items": [device.to_json() for device in devices]})

@@ -12,19 +12,17 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from quart import Quart, request
 
 from .. import events
 from ..clock import parse_rfc3339
 from ..logconfig import get_logger
 from ..meals.model import MEAL_TYPES, now_stamp, stamp
-from ..meals.store import IdempotencyConflict, NewMealLog, StoreUnavailable
-from .common import ApiError, authenticate, json_response
+from ..meals.store import IdempotencyConflict, NewMealLog
+from .common import ApiError, authenticate, invalid, json_response, read_json_object
 from .openapi import describe
 from .schemas import (
     DEFAULT_LIST_LIMIT,
-    MAX_BODY_BYTES,
     MAX_IDEMPOTENCY_KEY,
     MAX_LIST_LIMIT,
     MAX_RAW_INPUT,
@@ -50,43 +48,21 @@ log = get_logger("fitiq_rt.meals")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "validation_error", message)
-
-
-async def read_json_object() -> dict[str, Any]:
-    """The request body as a JSON object: 413 over 64 KiB, 400 not JSON, 422 not an object."""
-    length = request.content_length
-    if length is not None and length > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", "the body is larger than 64 KiB")
-    body = await request.get_data(cache=False)
-    assert isinstance(body, bytes)
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", "the body is larger than 64 KiB")
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise _invalid("the body must be a JSON object")
-    return payload
-
-
 def parse_new_meal_log(
     payload: dict[str, Any], user_id: str, idempotency_key: str | None
 ) -> NewMealLog:
     raw_input = payload.get("raw_input")
     if not isinstance(raw_input, str):
-        raise _invalid("raw_input is required and must be a string")
+        raise invalid("raw_input is required and must be a string")
     if not raw_input.strip():
-        raise _invalid("raw_input must not be empty")
+        raise invalid("raw_input must not be empty")
     if len(raw_input) > MAX_RAW_INPUT:
-        raise _invalid(f"raw_input must be at most {MAX_RAW_INPUT} characters")
+        raise invalid(f"raw_input must be at most {MAX_RAW_INPUT} characters")
     if "\x00" in raw_input:
-        raise _invalid("raw_input must not contain NUL characters")
+        raise invalid("raw_input must not contain NUL characters")
     meal_type = payload.get("meal_type")
     if meal_type is not None and meal_type not in MEAL_TYPES:
-        raise _invalid("meal_type must be one of breakfast, lunch, dinner, snack")
+        raise invalid("meal_type must be one of breakfast, lunch, dinner, snack")
     logged_at_raw = payload.get("logged_at")
     if logged_at_raw is None:
         logged_at = now_stamp()
@@ -94,7 +70,7 @@ def parse_new_meal_log(
         try:
             moment = parse_rfc3339(logged_at_raw)
         except (ValueError, TypeError, OverflowError):
-            raise _invalid("logged_at must be an RFC 3339 timestamp with a time zone") from None
+            raise invalid("logged_at must be an RFC 3339 timestamp with a time zone") from None
         logged_at = stamp(moment)
     return NewMealLog(
         user_id=user_id,
@@ -110,7 +86,7 @@ def _idempotency_key() -> str | None:
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise _invalid(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters")
+        raise invalid(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters")
     return key
 
 
@@ -121,13 +97,13 @@ def _list_params() -> tuple[datetime | None, int]:
         try:
             since = parse_rfc3339(since_raw)
         except (ValueError, OverflowError):
-            raise _invalid("updated_since must be an RFC 3339 timestamp with a time zone") from None
+            raise invalid("updated_since must be an RFC 3339 timestamp with a time zone") from None
     limit_raw = request.args.get("limit")
     limit = DEFAULT_LIST_LIMIT
     if limit_raw is not None:
         # Not str.isdigit(): it accepts "²", which int() then refuses (a 500).
         if not _DIGITS.fullmatch(limit_raw) or not 1 <= int(limit_raw) <= MAX_LIST_LIMIT:
-            raise _invalid(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
+            raise invalid(f"limit must be an integer from 1 to {MAX_LIST_LIMIT}")
         limit = int(limit_raw)
     return since, limit
 
@@ -163,8 +139,6 @@ def register_meal_routes(app: Quart, services: Services) -> None:
             meal, created = await store.create_meal_log(new)
         except IdempotencyConflict as conflict:
             raise ApiError(422, "idempotency_key_reused", str(conflict)) from None
-        except StoreUnavailable:
-            raise ApiError(503, "unavailable", "the database is unavailable; retry") from None
         if not created:
             return json_response(meal.as_created(), 200)
         services.metrics.meal_logs.labels("pending").inc()
@@ -187,10 +161,7 @@ def register_meal_routes(app: Quart, services: Services) -> None:
             uuid.UUID(meal_log_id)
         except ValueError:
             raise ApiError(404, "not_found", "no such meal log") from None
-        try:
-            meal = await store.get_meal_log(identity.user_id, meal_log_id)
-        except StoreUnavailable:
-            raise ApiError(503, "unavailable", "the database is unavailable; retry") from None
+        meal = await store.get_meal_log(identity.user_id, meal_log_id)
         if meal is None:
             raise ApiError(404, "not_found", "no such meal log")
         return json_response(meal.to_json())
@@ -212,8 +183,5 @@ def register_meal_routes(app: Quart, services: Services) -> None:
         """
         identity = authenticate(services.verifier)
         since, limit = _list_params()
-        try:
-            meals = await store.list_meal_logs(identity.user_id, since, limit)
-        except StoreUnavailable:
-            raise ApiError(503, "unavailable", "the database is unavailable; retry") from None
+        meals = await store.list_meal_logs(identity.user_id, since, limit)
         return json_response({"items": [meal.to_json() for meal in meals]})
