@@ -10,7 +10,6 @@ certifi's roots, or SSL_CERT_FILE when set (a proxy's, or a test stand-in's CA).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import attrs
 import httpx
@@ -42,13 +41,11 @@ class ApnsClient:
         topic: str,
         timeout: float,
         expiration: float,
-        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._urls = {"production": production_url, "sandbox": sandbox_url}
         self._topic = topic
         self._timeout = timeout
         self._expiration = expiration
-        self._wall_clock = wall_clock
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def _client(self, environment: str) -> httpx.AsyncClient:
@@ -64,7 +61,7 @@ class ApnsClient:
 
     def headers(self, provider_token: str) -> dict[str, str]:
         # 0 asks APNs for one attempt only; otherwise an epoch second after which it gives up.
-        expiration = int(self._wall_clock() + self._expiration) if self._expiration else 0
+        expiration = int(time.time() + self._expiration) if self._expiration else 0
         return {
             "authorization": f"bearer {provider_token}",
             "apns-topic": self._topic,

@@ -76,11 +76,12 @@ async def deliver(
                 answer = await sender.send(device, payload, token)
             except ApnsUnreachable as error:
                 reason = f"unreachable:{error}"
-        status = answer.status if answer is not None else None
+        status = None
         if answer is not None:
-            reason = answer.reason or ("ok" if answer.status == 200 else f"status_{status}")
             if answer.status == 200:
                 return PushResult("sent", "ok", 200, attempts)
+            status = answer.status
+            reason = answer.reason or f"status_{status}"
             if _dead_token(answer):
                 return PushResult("removed", reason, status, attempts)
             if answer.status == 403 and answer.reason == "ExpiredProviderToken" and not renewed:
