@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
 import psycopg
 import trio
 from psycopg_pool import ConnectionPool
@@ -41,8 +40,10 @@ from .model import MealLog, now_stamp, stamp
 from .rows import (
     DEVICE_COLUMNS,
     MEAL_COLUMNS,
+    UPSERT_DEVICE,
     device_from_row,
     finished_notification,
+    json_columns,
     meal_from_row,
     meal_params,
     note_from_row,
@@ -477,18 +478,7 @@ class PostgresStore:
         return await self._run(select, "list_devices")
 
 
-# One statement (the row lock orders two nodes registering one token): a token that was the
-# caller's keeps its created_at (the caller learns "not new" from that), one of another user's
-# moves to the caller.
-_UPSERT_DEVICE = (
-    f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (device_token) DO UPDATE SET "
-    "created_at = CASE WHEN devices.user_id = excluded.user_id "
-    "THEN devices.created_at ELSE excluded.created_at END, "
-    "user_id = excluded.user_id, platform = excluded.platform, "
-    "environment = excluded.environment, updated_at = excluded.updated_at "
-    f"RETURNING {DEVICE_COLUMNS}"
-)
+_UPSERT_DEVICE = UPSERT_DEVICE.format(p="%s")
 
 
 def _release_previous_claims(conn: Conn, node_name: str, node_id: str) -> int:
@@ -549,12 +539,13 @@ def _finish_in_one_statement(
 ) -> tuple[MealLog, Notification]:
     """Outcome, next seq, notification and pruning: all of it commits, or none of it."""
     event_id, created_at = notification_identity()
+    items, totals = json_columns(outcome.items, outcome.totals)
     row = conn.execute(
         _FINISH,
         {
             "status": outcome.status,
-            "items": orjson.dumps(list(outcome.items)).decode(),
-            "totals": orjson.dumps(outcome.totals).decode(),
+            "items": items,
+            "totals": totals,
             "error": outcome.error,
             "now": now_stamp(),
             "id": meal_log_id,

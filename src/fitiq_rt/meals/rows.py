@@ -7,6 +7,7 @@ The SQL dialects differ (placeholders, locking); the data and the rules must not
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -40,6 +41,11 @@ def meal_from_row(row: tuple[Any, ...]) -> MealLog:
     )
 
 
+def json_columns(items: Sequence[dict[str, Any]], totals: dict[str, float]) -> tuple[str, str]:
+    """The `items` and `totals` columns: the text orjson writes (key order and numbers kept)."""
+    return orjson.dumps(list(items)).decode(), orjson.dumps(totals).decode()
+
+
 def meal_params(meal: MealLog) -> tuple[Any, ...]:
     """The row values of a meal log, in MEAL_COLUMNS order."""
     return (
@@ -49,8 +55,7 @@ def meal_params(meal: MealLog) -> tuple[Any, ...]:
         meal.meal_type,
         meal.logged_at,
         meal.status,
-        orjson.dumps(list(meal.items)).decode(),
-        orjson.dumps(meal.totals).decode(),
+        *json_columns(meal.items, meal.totals),
         meal.error,
         meal.created_at,
         meal.updated_at,
@@ -126,6 +131,19 @@ def note_from_row(user_id: str, row: tuple[Any, ...]) -> Notification:
 
 
 DEVICE_COLUMNS = "device_token, user_id, platform, environment, created_at, updated_at"
+
+# Registering a device is one statement (on PostgreSQL the row lock orders two nodes registering
+# one token): a token that was the caller's keeps its created_at (the caller learns "not new"
+# from that), one of another user's moves to the caller. `{p}` is the driver's placeholder.
+UPSERT_DEVICE = (
+    f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES ({{p}}, {{p}}, {{p}}, {{p}}, {{p}}, {{p}}) "
+    "ON CONFLICT (device_token) DO UPDATE SET "
+    "created_at = CASE WHEN devices.user_id = excluded.user_id "
+    "THEN devices.created_at ELSE excluded.created_at END, "
+    "user_id = excluded.user_id, platform = excluded.platform, "
+    "environment = excluded.environment, updated_at = excluded.updated_at "
+    f"RETURNING {DEVICE_COLUMNS}"
+)
 
 
 def device_from_row(row: tuple[Any, ...]) -> Device:

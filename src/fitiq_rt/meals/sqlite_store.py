@@ -23,8 +23,10 @@ from .model import MealLog, now_stamp, stamp
 from .rows import (
     DEVICE_COLUMNS,
     MEAL_COLUMNS,
+    UPSERT_DEVICE,
     device_from_row,
     finished_notification,
+    json_columns,
     meal_from_row,
     meal_params,
     note_from_row,
@@ -32,7 +34,7 @@ from .rows import (
     same_request,
 )
 from .sqlite_checkpoint import CHECKPOINT_INTERVAL, WAL_RESTART_BYTES, Checkpointer
-from .sqlite_writer import GroupCommit
+from .sqlite_writer import GroupCommit, unavailable
 from .store import NewMealLog, Outcome, StoreUnavailable
 from .store_trace import CallTimer
 
@@ -179,7 +181,7 @@ class SqliteStore:
             # The last connection to close checkpoints the WAL into the database.
             await trio.to_thread.run_sync(db.close, limiter=self._limiter)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], kind: str = "call") -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], kind: str) -> T:
         """A write on the writer, in a transaction shared with the writes queued beside it."""
         db = self._db
         if db is None:
@@ -191,21 +193,21 @@ class SqliteStore:
         if self._db is None:
             raise StoreUnavailable("the store is not open")
         timer = CallTimer(kind)
+
+        def call(db: sqlite3.Connection) -> T:
+            timer.start()
+            try:
+                return fn(db)
+            except sqlite3.OperationalError as error:
+                raise unavailable(error) from error
+            finally:
+                timer.stop()
+
         try:
             async with self._read_limiter:
                 db = self._idle_readers.pop()
                 try:
-
-                    def call() -> T:
-                        timer.start()
-                        try:
-                            return fn(db)
-                        except sqlite3.OperationalError as error:
-                            raise StoreUnavailable(str(error)) from error
-                        finally:
-                            timer.stop()
-
-                    return await trio.to_thread.run_sync(call)
+                    return await trio.to_thread.run_sync(call, db)
                 finally:
                     self._idle_readers.append(db)
         finally:
@@ -378,17 +380,7 @@ def _history_page(db: sqlite3.Connection, user_id: str, after_seq: int, limit: i
     )
 
 
-# One statement, so two requests for one token cannot interleave: a token that was the caller's
-# keeps its created_at (the caller learns "not new" from that), one of another user's moves.
-_UPSERT_DEVICE = (
-    f"INSERT INTO devices ({DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (device_token) DO UPDATE SET "
-    "created_at = CASE WHEN devices.user_id = excluded.user_id "
-    "THEN devices.created_at ELSE excluded.created_at END, "
-    "user_id = excluded.user_id, platform = excluded.platform, "
-    "environment = excluded.environment, updated_at = excluded.updated_at "
-    f"RETURNING {DEVICE_COLUMNS}"
-)
+_UPSERT_DEVICE = UPSERT_DEVICE.format(p="?")
 
 
 def _finish_in_transaction(
@@ -399,8 +391,7 @@ def _finish_in_transaction(
         f"WHERE id = ? AND status IN ('pending', 'processing') RETURNING {MEAL_COLUMNS}",
         (
             outcome.status,
-            orjson.dumps(list(outcome.items)).decode(),
-            orjson.dumps(outcome.totals).decode(),
+            *json_columns(outcome.items, outcome.totals),
             outcome.error,
             now_stamp(),
             meal_log_id,

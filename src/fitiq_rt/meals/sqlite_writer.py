@@ -125,7 +125,7 @@ def commit_batch(db: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as error:  # the lock stayed taken for busy_timeout: once is enough
         for write in batch:
-            write.result = outcome.Error(_unavailable(error))
+            write.result = outcome.Error(unavailable(error))
         return
     try:
         _run_together(db, batch)
@@ -151,7 +151,7 @@ def _run_together(db: sqlite3.Connection, batch: list[_Write[Any]]) -> None:
             if not db.in_transaction:
                 raise _TransactionLost from error
             db.execute("ROLLBACK TO write")
-            write.result = outcome.Error(_unavailable(error))
+            write.result = outcome.Error(unavailable(error))
         db.execute("RELEASE write")
     db.execute("COMMIT")
     for write in batch:  # a write's run time ends when it is durable: at COMMIT
@@ -167,7 +167,7 @@ def _run_single(db: sqlite3.Connection, write: _Write[Any]) -> None:
         if not db.in_transaction:
             raise _TransactionLost from error
         db.execute("ROLLBACK")
-        write.result = outcome.Error(_unavailable(error))
+        write.result = outcome.Error(unavailable(error))
     else:
         db.execute("COMMIT")
         write.result = outcome.Value(value)
@@ -185,7 +185,7 @@ def _run_alone(db: sqlite3.Connection, write: _Write[Any]) -> None:
         write.result = outcome.Value(value)
     except Exception as error:
         _rollback(db)
-        write.result = outcome.Error(_unavailable(error))
+        write.result = outcome.Error(unavailable(error))
     finally:
         write.timer.stop()
 
@@ -198,7 +198,7 @@ def _rollback(db: sqlite3.Connection) -> None:
             pass  # nothing more to undo: SQLite ended the transaction itself
 
 
-def _unavailable(error: Exception) -> Exception:
+def unavailable(error: Exception) -> Exception:
     """What the caller sees: the database's operational errors as StoreUnavailable."""
     if isinstance(error, sqlite3.OperationalError):
         unavailable = StoreUnavailable(str(error))

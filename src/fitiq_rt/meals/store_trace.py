@@ -11,13 +11,13 @@ costs three `perf_counter` reads and one bool check.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from .. import events
 from ..logconfig import get_logger
 
 log = get_logger("fitiq_rt.store")
-DEBUG = 10
 
 
 class CallTimer:
@@ -41,7 +41,7 @@ class CallTimer:
 
     def report(self) -> None:
         """Back on the event loop: one debug line, when debug is on."""
-        if not log.is_enabled_for(DEBUG):
+        if not log.is_enabled_for(logging.DEBUG):
             return
         back = time.perf_counter()
         log.debug(
