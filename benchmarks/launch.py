@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from .targets import ServerSpec
 from .tokens import TokenSource, generate_secret
@@ -86,11 +87,30 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _log_tail(path: Path, lines: int = 25) -> str:
+def log_tail(path: Path, lines: int = 25) -> str:
+    """The last lines of a server log, for an error message ("(no log)" if unreadable)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def log_events(path: Path, name: str | None = None) -> Iterator[dict[str, Any]]:
+    """The JSON events of a server log (only `name`'s, if given), skipping what is not JSON.
+
+    Raises OSError when the file cannot be read. A named event is pre-filtered on its bytes, so
+    scanning a large debug log for a rare event stays cheap.
+    """
+    marker = orjson.dumps(name) if name is not None else None
+    for line in path.read_bytes().splitlines():
+        if marker is not None and marker not in line:
+            continue
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and (name is None or event.get("event") == name):
+            yield event
 
 
 def wait_healthy(base_url: str, proc: subprocess.Popen[bytes] | None, log: Path | None) -> float:
@@ -99,13 +119,13 @@ def wait_healthy(base_url: str, proc: subprocess.Popen[bytes] | None, log: Path 
     with httpx.Client(timeout=2.0) as client:
         while True:
             if proc is not None and proc.poll() is not None:
-                tail = _log_tail(log) if log else ""
+                tail = log_tail(log) if log else ""
                 raise LaunchError(f"server exited with {proc.returncode} before /healthz:\n{tail}")
             with contextlib.suppress(httpx.HTTPError):
                 if client.get(f"{base_url}/healthz").status_code == 200:
                     return time.monotonic() - started
             if time.monotonic() - started > HEALTH_TIMEOUT:
-                tail = _log_tail(log) if log else ""
+                tail = log_tail(log) if log else ""
                 raise LaunchError(f"/healthz not 200 after {HEALTH_TIMEOUT:.0f}s:\n{tail}")
             time.sleep(0.05)
 

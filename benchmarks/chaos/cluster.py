@@ -18,10 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
 import trio
 
-from ..launch import free_port
+from ..launch import free_port, log_events, log_tail
 from ..targets import REPO_ROOT
 
 START_TIMEOUT = 30.0
@@ -130,26 +129,14 @@ class Node:
     ) -> list[dict[str, Any]]:
         """The JSON log events of every incarnation (or only the running one), in order."""
         paths = self.incarnations[-1:] if current_only else self.incarnations
-        found = []
+        found: list[dict[str, Any]] = []
         for path in paths:
-            try:
-                text = path.read_bytes()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                try:
-                    event = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(event, dict) and (name is None or event.get("event") == name):
-                    found.append(event)
+            with contextlib.suppress(OSError):
+                found.extend(log_events(path, name))
         return found
 
     def _tail(self, lines: int = 20) -> str:
-        if not self.incarnations:
-            return "(no log)"
-        text = self.incarnations[-1].read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.incarnations[-1], lines) if self.incarnations else "(no log)"
 
 
 class Cluster:

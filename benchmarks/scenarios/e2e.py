@@ -24,7 +24,7 @@ from .. import procfs
 from ..argtypes import positive_float, positive_int
 from ..diskbusy import DEFAULT_CHUNK_MIB, DEFAULT_MIB_PER_SECOND, DiskBusy
 from ..httpclient import HttpPool
-from ..launch import Target
+from ..launch import Target, log_events
 from ..progress import Progress
 from ..stats import share, summarize_ms
 from ..workers import DONE, READY, RUN, ClientPool, WorkerContext, overall_window
@@ -355,16 +355,10 @@ def store_calls(target: Target, start: float, end: float) -> dict[str, Any]:
         return {"error": "no server log (attached to --url)"}
     samples: dict[str, dict[str, list[float]]] = {}
     try:
-        lines = target.log_path.read_bytes().splitlines()
+        calls = list(log_events(target.log_path, "store.call"))
     except OSError as error:
         return {"error": f"server log unreadable: {error}"}
-    for line in lines:
-        if b'"store.call"' not in line:
-            continue
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
+    for event in calls:
         if not start <= event.get("at", 0.0) <= end:
             continue
         kind = samples.setdefault(event["kind"], {"queue_ms": [], "run_ms": [], "resume_ms": []})
@@ -389,17 +383,11 @@ def wal_restarts(target: Target, start: float, end: float) -> dict[str, Any] | N
     if target.log_path is None:
         return None
     try:
-        lines = target.log_path.read_bytes().splitlines()
+        rewinds = list(log_events(target.log_path, "store.wal_restarted"))
     except OSError:
         return None
     held: list[float] = []
-    for line in lines:
-        if b'"store.wal_restarted"' not in line:
-            continue
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
+    for event in rewinds:
         if "at" in event and not start <= event["at"] <= end:
             continue
         held.append(event["writes_held_ms"])

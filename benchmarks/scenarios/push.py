@@ -23,10 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import trio
 
 from ..argtypes import positive_int
+from ..launch import log_events
 from ..stats import summarize_ms
 
 NAME = "push"
@@ -142,11 +142,7 @@ def _analyse(
     queued: dict[tuple[str, int], float] = {}
     server_ms: list[float] = []
     failed = 0
-    for line in log.read_bytes().splitlines():
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
+    for event in log_events(log):
         name = event.get("event")
         if name == "notification.queued":
             stamp = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
