@@ -56,6 +56,8 @@ METRICS: tuple[Metric, ...] = (
     ("idle", "idle KiB RSS/socket", lambda r: r["results"]["rss_kib_per_socket"], True),
     ("e2e", "e2e p99 ms", lambda r: r["results"]["latency_ms"]["p99"], True),
     ("e2e", "e2e p50 ms", lambda r: r["results"]["latency_ms"]["p50"], True),
+    ("e2e", "e2e POST → 201 p99 ms", lambda r: r["results"]["post_response_ms"]["p99"], True),
+    ("e2e", "e2e CPU ms/meal log", lambda r: r["results"].get("server_cpu_ms_per_post"), True),
 )
 SHORT = {
     "fitiq": "fitiq_rt",
