@@ -75,6 +75,30 @@ async def test_rest_keep_alive_works_through_the_handoff(server: InProcessServer
     await stream.aclose()
 
 
+async def test_a_413_says_connection_close_and_closes_whatever_the_timing(
+    server: InProcessServer,
+) -> None:
+    """The body is left unread: a client told nothing would send its next request into the close
+    (httpx: "Server disconnected without sending a response")."""
+    for body_first in (True, False):  # the body all there before the answer, or still coming
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+        head = (
+            b"POST /api/v1/meal-logs/natural HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer " + token_for("big").encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 70000\r\n\r\n"
+        )
+        await stream.send_all(head + (b"x" * 70_000 if body_first else b""))
+        answer = bytearray()
+        with trio.fail_after(10):  # read to the close: the 413 and nothing after it
+            while chunk := await stream.receive_some(65536):
+                answer += chunk
+        response_head, _, body = bytes(answer).partition(b"\r\n\r\n")
+        assert response_head.startswith(b"HTTP/1.1 413 ")
+        assert b"\r\nconnection: close" in response_head.lower()
+        assert orjson.loads(body)["error"]["code"] == "payload_too_large"
+        await stream.aclose()
+
+
 async def test_a_head_that_arrives_in_pieces_is_assembled(server: InProcessServer) -> None:
     head = _upgrade(f"/ws/meal-logs?token={token_for('piecemeal')}")
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
