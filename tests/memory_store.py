@@ -21,12 +21,14 @@ from fitiq_rt.notifications import Notification
 class OutageStore:
     """Meal logs and notifications in dicts; every call fails while `down` is True."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, claims_are_shared: bool = True) -> None:
+        self.claims_are_shared = claims_are_shared  # True: a worker claims before processing
         self.down = False
         self.meals: dict[str, MealLog] = {}
         self.notes: list[Notification] = []
         self.calls: dict[str, int] = {}
         self.finished_at: dict[str, float] = {}  # meal log id -> when its result was stored
+        self.marked_at: dict[str, float] = {}  # meal log id -> when it was marked processing
 
     def _call(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
@@ -52,6 +54,7 @@ class OutageStore:
         if meal is None or meal.status not in ("pending", "processing"):
             return None
         self.meals[meal_log_id] = meal = attrs.evolve(meal, status="processing")
+        self.marked_at[meal_log_id] = trio.current_time()
         return meal
 
     async def finish_meal_log(

@@ -138,6 +138,7 @@ def build_services(
         processing_timeout=settings.processing_timeout,
         recovery_interval=settings.recovery_interval,
         finish_retry_timeout=settings.finish_retry_timeout,
+        claim_delay=settings.claim_delay,
         history_limit=settings.history_limit,
     )
     verifier = TokenVerifier(

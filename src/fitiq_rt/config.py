@@ -211,6 +211,13 @@ class Settings:
         "seconds a worker retries saving a result while the database is down (then swept up)",
         check=non_negative,
     )
+    claim_delay: float = setting(
+        "FITIQ_CLAIM_DELAY",
+        0.05,
+        "SQLite: seconds a meal log's processing runs before it is marked `processing` (a "
+        "faster one goes from pending to its result in one write); 0 marks every one at once",
+        check=non_negative,
+    )
     position_check_interval: float = setting(
         "FITIQ_POSITION_CHECK_INTERVAL",
         10.0,

@@ -7,6 +7,10 @@ and, after the store failed a worker, every second until the store answers. A re
 be saved is retried in place first (for `finish_retry_timeout`), so a meal log processed during a
 short outage finishes about when the outage ends. A processor error or timeout marks the meal log
 failed with a readable error and the worker lives on.
+
+Where no other node can take a meal log (SQLite), the claim only tells readers `processing`: a
+meal log handed over with its row is processed at once and marked only if that outlasts
+`claim_delay`, so a fast one is two writes (insert, result), not three.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Dispatcher:
         processing_timeout: float = 30.0,
         recovery_interval: float = 30.0,
         finish_retry_timeout: float = 30.0,
+        claim_delay: float = 0.05,
         history_limit: int = 1000,
     ) -> None:
         self.store = store
@@ -55,18 +60,20 @@ class Dispatcher:
         self.processing_timeout = processing_timeout
         self.recovery_interval = recovery_interval
         self.finish_retry_timeout = finish_retry_timeout
+        self.claim_delay = claim_delay
         self.history_limit = history_limit
-        self._send, self._receive = trio.open_memory_channel[str](queue_size)
+        # A queued meal log: its id, and its row when the caller had it (the POST, the sweep).
+        self._send, self._receive = trio.open_memory_channel[tuple[str, MealLog | None]](queue_size)
         self._inflight: set[str] = set()
         self._recover_now = trio.Event()
         self._store_failed = False  # a worker met an outage: recover soon, not in an interval
 
-    def submit(self, meal_log_id: str) -> bool:
+    def submit(self, meal_log_id: str, meal: MealLog | None = None) -> bool:
         """Queue a stored pending meal log without waiting; False means the sweep will get it."""
         if meal_log_id in self._inflight:
             return True
         try:
-            self._send.send_nowait(meal_log_id)
+            self._send.send_nowait((meal_log_id, meal))
         except trio.WouldBlock:
             self._recover_now.set()
             return False
@@ -107,16 +114,16 @@ class Dispatcher:
             if meal.id in self._inflight:
                 continue
             self._inflight.add(meal.id)
-            await self._send.send(meal.id)
+            await self._send.send((meal.id, meal))
             queued += 1
         if queued:
             log.info(events.DISPATCHER_RECOVERED, meal_logs=queued)
         return True
 
     async def _worker(self) -> None:
-        async for meal_log_id in self._receive:
+        async for meal_log_id, known in self._receive:
             try:
-                await self._process(meal_log_id)
+                await self._process(meal_log_id, known)
             except Exception as error:  # the row stays unfinished; the recovery pass retries it
                 log.error(events.DISPATCHER_ERROR, meal_log_id=meal_log_id, error=str(error)[:300])
                 if isinstance(error, StoreUnavailable):
@@ -125,12 +132,18 @@ class Dispatcher:
             finally:
                 self._inflight.discard(meal_log_id)
 
-    async def _process(self, meal_log_id: str) -> None:
-        meal = await self.store.mark_processing(meal_log_id)
-        if meal is None:
-            return  # finished meanwhile, or claimed by another node
+    async def _process(self, meal_log_id: str, known: MealLog | None) -> None:
         started = time.perf_counter()
-        outcome = await self._run_processor(meal)
+        if known is not None and self.claim_delay > 0 and not self.store.claims_are_shared:
+            meal = known
+            outcome = await self._run_marking_if_slow(meal)
+        else:
+            claimed = await self.store.mark_processing(meal_log_id)
+            if claimed is None:
+                return  # finished meanwhile, or claimed by another node
+            meal = claimed
+            started = time.perf_counter()
+            outcome = await self._run_processor(meal)
         duration_ms = (time.perf_counter() - started) * 1000
         self.metrics.processing_ms.observe(duration_ms)
         await self._save(meal, outcome)
@@ -184,6 +197,21 @@ class Dispatcher:
         """The outcome and its notification, committed in one transaction."""
         _, note = await self.store.finish_meal_log(meal.id, outcome, self.history_limit)
         return note
+
+    async def _run_marking_if_slow(self, meal: MealLog) -> Outcome:
+        """The processor's outcome; the row says `processing` once it has run `claim_delay`."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._mark_after_delay, meal.id)
+            outcome = await self._run_processor(meal)
+            nursery.cancel_scope.cancel()  # a mark already being written completes first
+        return outcome
+
+    async def _mark_after_delay(self, meal_log_id: str) -> None:
+        await trio.sleep(self.claim_delay)
+        try:
+            await self.store.mark_processing(meal_log_id)
+        except Exception as error:  # only what readers see: the work goes on and saves its result
+            log.warning(events.DISPATCHER_ERROR, meal_log_id=meal_log_id, error=str(error)[:300])
 
     async def _run_processor(self, meal: MealLog) -> Outcome:
         try:

@@ -210,6 +210,8 @@ def migrate(conn: Conn) -> None:
 class PostgresStore:
     """The Store protocol on PostgreSQL; one instance per process (node)."""
 
+    claims_are_shared = True  # every node's sweep may take a meal log whose lease ran out
+
     def __init__(
         self,
         url: str,

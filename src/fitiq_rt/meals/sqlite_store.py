@@ -133,6 +133,9 @@ class SqliteStore:
     started by `run`), never inside a commit.
     """
 
+    # One node per file: its claim re-takes `processing` rows, so it never kept a process out.
+    claims_are_shared = False
+
     def __init__(
         self,
         path: str | Path,

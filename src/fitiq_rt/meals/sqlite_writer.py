@@ -1,11 +1,12 @@
 """Group commit: the writes waiting for SQLite's one writer go in together, in one transaction.
 
-Why: every commit appends its pages to the WAL, and a meal log is three writes (insert, claim,
-finish) touching the same few table and index pages. While one write runs (or waits on the disk)
-the next ones queue; run one by one, each pays its own BEGIN, page writes and WAL append, and the
-queue drains slowly just when the disk is slow. Here whoever finds the writer idle leads: it takes
-every queued write (up to MAX_BATCH), runs them in one `BEGIN IMMEDIATE … COMMIT` in the writer
-thread, wakes their callers, and hands the lead to the next queued write, if any.
+Why: every commit appends its pages to the WAL, and a meal log is two or three writes (insert, a
+claim if its processing is slow, finish) touching the same few table and index pages. While one
+write runs (or waits on the disk) the next ones queue; run one by one, each pays its own BEGIN,
+page writes and WAL append, and the queue drains slowly just when the disk is slow. Here whoever
+finds the writer idle leads: it takes every queued write (up to MAX_BATCH), runs them in one `BEGIN
+IMMEDIATE … COMMIT` in the writer thread, wakes their callers, and hands the lead to the next
+queued write, if any.
 
 Each write still gets its own result or exception: it runs inside its own SAVEPOINT, so one that
 raises is rolled back alone and the others commit. If the transaction itself is lost (COMMIT

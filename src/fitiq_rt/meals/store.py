@@ -53,6 +53,11 @@ class Outcome:
 class MealStore(Protocol):
     """Meal logs: what the REST API and the dispatcher read and write."""
 
+    #: Whether other nodes may take the same meal log (PostgreSQL's leased claims): then a worker
+    #: claims a meal log before processing it. Without (SQLite: one process owns the file) the
+    #: claim only tells readers `processing`, so a fast result can skip it.
+    claims_are_shared: bool
+
     async def create_meal_log(self, new: NewMealLog) -> tuple[MealLog, bool]:
         """Insert a pending meal log; (existing, False) when the idempotency key was seen."""
         ...

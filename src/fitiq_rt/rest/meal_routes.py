@@ -143,7 +143,7 @@ def register_meal_routes(app: Quart, services: Services) -> None:
             return json_response(meal.as_created(), 200)
         services.metrics.meal_logs.labels("pending").inc()
         log.info(events.MEAL_LOG_CREATED, meal_log_id=meal.id, user_id=meal.user_id)
-        services.dispatcher.submit(meal.id)
+        services.dispatcher.submit(meal.id, meal)
         return json_response(meal.to_json(), 201)
 
     @app.get("/api/v1/meal-logs/<meal_log_id>")

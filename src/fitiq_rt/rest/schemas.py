@@ -120,7 +120,10 @@ class Totals(BaseModel):
 
 
 class MealLog(BaseModel):
-    """A meal log; `status` moves pending → processing → completed | failed."""
+    """A meal log; `status` moves pending → processing → completed | failed.
+
+    On SQLite a meal log processed within FITIQ_CLAIM_DELAY goes from pending to its result.
+    """
 
     id: UUID
     user_id: str = Field(min_length=1, max_length=MAX_USER_ID)
