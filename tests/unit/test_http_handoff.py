@@ -149,3 +149,10 @@ async def test_a_streamed_body_is_written_as_it_comes(autojump_clock: object) ->
         assert await client.until(b"first") == 0.0  # not held until the response ends
         assert await client.until(b"second") == 1.0
         assert await client.closed_at() == 1.0 + KEEP_ALIVE
+
+
+async def test_pipelined_requests_are_answered_in_order(autojump_clock: object) -> None:
+    async with connection() as (client, _, _):
+        await client.stream.send_all(REQUEST % b"slow" + REQUEST % b"fast")
+        assert await client.until(b"/fast") == 12.0  # the second waits for the first's answer
+        assert client.buffer.index(b"/slow") < client.buffer.index(b"/fast")
