@@ -188,7 +188,7 @@ class HandoffConnection(TCPServer):
 
 
 class HttpHandoff:
-    """Serves handed-over connections with Hypercorn's TCPServer, sharing one worker context."""
+    """Serves handed-over connections (`HandoffConnection`), all sharing one worker context."""
 
     def __init__(self, app: AppWrapper, config: HypercornConfig, state: dict[str, Any]) -> None:
         self._app = app
