@@ -100,3 +100,40 @@ async def test_a_meal_log_queued_by_id_alone_is_claimed_first(
     store = OutageStore(claims_are_shared=False)
     meal, start = await run_one(nursery, store, 0.1, with_row=False)
     assert store.marked_at[meal.id] - start == pytest.approx(0.0)
+
+
+class SecondsInTheText:
+    """Processing takes as many seconds as the raw input says."""
+
+    async def process(self, meal: MealLog) -> ProcessedMeal:
+        await trio.sleep(float(meal.raw_input))
+        return ProcessedMeal(items=({"name": "egg"},), totals={"calories": 70})
+
+
+async def test_overlapping_meal_logs_are_each_marked_at_their_own_delay(
+    nursery: trio.Nursery, autojump_clock: object
+) -> None:
+    store = OutageStore(claims_are_shared=False)
+    metrics = Metrics()
+    dispatcher = Dispatcher(
+        store,  # type: ignore[arg-type]
+        SecondsInTheText(),
+        Notifier(LocalBroker(Registry()), metrics),
+        metrics,
+        claim_delay=CLAIM_DELAY,
+    )
+    await nursery.start(dispatcher.run)
+    start = trio.current_time()
+    meals = []
+    for at, seconds in ((0.0, "2"), (0.3, "0.1"), (0.4, "2")):  # the middle one is fast
+        await trio.sleep_until(start + at)
+        meal = store.add_pending("u1", seconds)
+        dispatcher.submit(meal.id, meal)
+        meals.append(meal)
+    while len(store.finished_at) < 3:
+        await trio.sleep(0.01)
+    slow, fast, later = meals
+    assert store.marked_at[slow.id] - start == pytest.approx(0.5)
+    assert fast.id not in store.marked_at
+    assert store.marked_at[later.id] - start == pytest.approx(0.9)
+    assert store.calls["mark_processing"] == 2
