@@ -9,11 +9,10 @@ caller gets its result).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from fitiq_rt.meals.model import MealLog
@@ -22,16 +21,6 @@ from fitiq_rt.meals.sqlite_writer import GroupCommit
 from fitiq_rt.meals.store import IdempotencyConflict, NewMealLog, StoreUnavailable
 
 from .test_sqlite_io import COMPLETED, new_meal, until
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "fitiq.sqlite3")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def committed_ids(path: Path) -> set[str]:

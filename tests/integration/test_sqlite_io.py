@@ -9,10 +9,9 @@ checkpointer keeps the WAL bounded, and its timer runs at its interval.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import trio
 
 from fitiq_rt.meals.sqlite_checkpoint import CheckpointResult
@@ -35,16 +34,6 @@ def new_meal(user: str = "u1", text: str = "two eggs") -> NewMealLog:
         logged_at="2024-05-01T08:00:00.000000Z",
         idempotency_key=None,
     )
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "fitiq.sqlite3")
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def until(condition: Callable[[], bool]) -> None:
