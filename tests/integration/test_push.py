@@ -4,7 +4,7 @@ signature with the key's public half and every header, and answers what the test
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +57,23 @@ async def sandbox(keys: ApnsKeys, tmp_path: Path) -> AsyncIterator[ApnsStandIn]:
         assert standin.problems == []
 
 
-async def start(
+#: Starts a server pushing to the two stand-ins: `await start(store_backend, **env overrides)`.
+Starter = Callable[..., Awaitable[InProcessServer]]
+
+
+@pytest.fixture
+def start(
     nursery: trio.Nursery,
     data_dir: Path,
     keys: ApnsKeys,
     production: ApnsStandIn,
     sandbox: ApnsStandIn,
-    store_backend: str | None,
-    **overrides: str,
-) -> InProcessServer:
-    env = {**push_env(keys, production, sandbox), **overrides}
-    return await start_in_process(nursery, data_dir, database_url=store_backend, **env)
+) -> Starter:
+    async def start_server(store_backend: str | None = None, **overrides: str) -> InProcessServer:
+        env = {**push_env(keys, production, sandbox), **overrides}
+        return await start_in_process(nursery, data_dir, database_url=store_backend, **env)
+
+    return start_server
 
 
 async def register(
@@ -111,15 +117,13 @@ def assert_no_secret_logged(logs: list[dict[str, Any]], standins: list[ApnsStand
 
 
 async def test_a_queued_notification_is_pushed_to_each_device_with_every_header(
-    nursery: trio.Nursery,
-    data_dir: Path,
-    keys: ApnsKeys,
+    start: Starter,
     production: ApnsStandIn,
     sandbox: ApnsStandIn,
     store_backend: str | None,
 ) -> None:
     with structlog.testing.capture_logs() as logs:
-        server = await start(nursery, data_dir, keys, production, sandbox, store_backend)
+        server = await start(store_backend)
         async with httpx.AsyncClient(base_url=server.url("")) as http:
             await register(http, "ana", PHONE)
             await register(http, "ana", IPAD, "sandbox")
@@ -163,17 +167,14 @@ async def test_a_queued_notification_is_pushed_to_each_device_with_every_header(
     [((410, "Unregistered"), "Unregistered"), ((400, "BadDeviceToken"), "BadDeviceToken")],
 )
 async def test_a_dead_token_removes_the_device(
-    nursery: trio.Nursery,
-    data_dir: Path,
-    keys: ApnsKeys,
+    start: Starter,
     production: ApnsStandIn,
-    sandbox: ApnsStandIn,
     answer: tuple[int, str],
     reason: str,
 ) -> None:
     production.answer(PHONE, answer)
     with structlog.testing.capture_logs() as logs:
-        server = await start(nursery, data_dir, keys, production, sandbox, None)
+        server = await start()
         async with httpx.AsyncClient(base_url=server.url("")) as http:
             await register(http, "ana", PHONE)
             await register(http, "ana", IPAD)
@@ -192,15 +193,12 @@ async def test_a_dead_token_removes_the_device(
 
 
 async def test_an_expired_provider_token_is_renewed_and_retried_once(
-    nursery: trio.Nursery,
-    data_dir: Path,
-    keys: ApnsKeys,
+    start: Starter,
     production: ApnsStandIn,
-    sandbox: ApnsStandIn,
 ) -> None:
     production.answer(PHONE, (403, "ExpiredProviderToken"))
     with structlog.testing.capture_logs() as logs:
-        server = await start(nursery, data_dir, keys, production, sandbox, None)
+        server = await start()
         async with httpx.AsyncClient(base_url=server.url("")) as http:
             await register(http, "ana", PHONE)
             await log_meal(http, "ana")
@@ -225,16 +223,13 @@ async def test_an_expired_provider_token_is_renewed_and_retried_once(
     "answer", [(429, "TooManyRequests"), (500, "InternalServerError"), (503, "ServiceUnavailable")]
 )
 async def test_throttling_and_server_errors_are_retried(
-    nursery: trio.Nursery,
-    data_dir: Path,
-    keys: ApnsKeys,
+    start: Starter,
     production: ApnsStandIn,
-    sandbox: ApnsStandIn,
     answer: tuple[int, str],
 ) -> None:
     production.answer(PHONE, answer)
     with structlog.testing.capture_logs() as logs:
-        server = await start(nursery, data_dir, keys, production, sandbox, None)
+        server = await start()
         async with httpx.AsyncClient(base_url=server.url("")) as http:
             await register(http, "ana", PHONE)
             await log_meal(http, "ana")
@@ -246,24 +241,13 @@ async def test_throttling_and_server_errors_are_retried(
 
 
 async def test_a_push_that_keeps_failing_gives_up_and_the_phone_still_resumes_it(
-    nursery: trio.Nursery,
-    data_dir: Path,
-    keys: ApnsKeys,
+    start: Starter,
     production: ApnsStandIn,
-    sandbox: ApnsStandIn,
     store_backend: str | None,
 ) -> None:
     production.answer(PHONE, *[(500, "InternalServerError")] * 10)
     with structlog.testing.capture_logs() as logs:
-        server = await start(
-            nursery,
-            data_dir,
-            keys,
-            production,
-            sandbox,
-            store_backend,
-            FITIQ_PUSH_RETRY_TIMEOUT="2",
-        )
+        server = await start(store_backend, FITIQ_PUSH_RETRY_TIMEOUT="2")
         async with httpx.AsyncClient(base_url=server.url("")) as http:
             await register(http, "ana", PHONE)
             meal_id = await log_meal(http, "ana")
@@ -283,21 +267,12 @@ async def test_a_push_that_keeps_failing_gives_up_and_the_phone_still_resumes_it
 
 
 async def test_a_gateway_that_hangs_times_out_and_the_next_push_goes_through(
-    nursery: trio.Nursery,
-    data_dir: Path,
-    keys: ApnsKeys,
+    start: Starter,
     production: ApnsStandIn,
-    sandbox: ApnsStandIn,
 ) -> None:
     production.answer(PHONE, HANG)
     with structlog.testing.capture_logs() as logs:
         server = await start(
-            nursery,
-            data_dir,
-            keys,
-            production,
-            sandbox,
-            None,
             FITIQ_PUSH_TIMEOUT="0.5",
             FITIQ_PUSH_RETRY_TIMEOUT="0",
         )
@@ -317,15 +292,12 @@ async def test_a_gateway_that_hangs_times_out_and_the_next_push_goes_through(
 
 
 async def test_a_user_with_a_socket_open_gets_no_push(
-    nursery: trio.Nursery,
-    data_dir: Path,
-    keys: ApnsKeys,
+    start: Starter,
     production: ApnsStandIn,
-    sandbox: ApnsStandIn,
     store_backend: str | None,
 ) -> None:
     with structlog.testing.capture_logs() as logs:
-        server = await start(nursery, data_dir, keys, production, sandbox, store_backend)
+        server = await start(store_backend)
         async with httpx.AsyncClient(base_url=server.url("")) as http:
             await register(http, "ana", PHONE)
             async with open_websocket_url(server.ws_url(token_for("ana"))) as ws:
