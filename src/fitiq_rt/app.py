@@ -290,11 +290,24 @@ async def _with_access_log(
     started = time.perf_counter()
     status = 0
     sent = 0
+    body_in = not _has_body(scope)  # the request's body has all reached the app
+
+    async def receive_and_note() -> dict[str, Any]:
+        nonlocal body_in
+        message: dict[str, Any] = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body_in = True
+        return message
 
     async def send_and_count(message: dict[str, Any]) -> None:
         nonlocal status, sent
         if message["type"] == "http.response.start":
             status = message["status"]
+            if not body_in:
+                # An answer before the body (a 413, a 401 on a POST): the connection cannot carry
+                # another request, so Hypercorn closes it after this response. Saying so keeps a
+                # client from sending its next request into the close (RFC 9112 §9.6).
+                message = {**message, "headers": [*message["headers"], _CONNECTION_CLOSE]}
         elif message["type"] == "http.response.body":
             sent += len(message.get("body", b""))
             if not message.get("more_body", False):
@@ -308,10 +321,21 @@ async def _with_access_log(
         await send(message)
 
     try:
-        await quart_app(scope, receive, send_and_count)
+        await quart_app(scope, receive_and_note, send_and_count)
     finally:
         services.metrics.http_requests.labels(f"{status // 100}xx").inc()
         log_request(scope.get("method"), scope_target(scope), status, started=started, sent=sent)
+
+
+_CONNECTION_CLOSE = (b"connection", b"close")
+
+
+def _has_body(scope: dict[str, Any]) -> bool:
+    """Whether the request carries a body (a Content-Length above 0, or chunked)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
 
 
 def _header_bytes(scope: dict[str, Any]) -> int:

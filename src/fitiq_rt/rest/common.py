@@ -33,12 +33,7 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 
 def error_response(status: int, code: str, message: str) -> Response:
-    response = json_response({"error": {"code": code, "message": message}}, status)
-    if status == 413:
-        # The body is left unread, so the connection cannot carry another request; saying so
-        # keeps a client from sending its next one into the close (RFC 9110 §15.5.14, §9.6).
-        response.headers["Connection"] = "close"
-    return response
+    return json_response({"error": {"code": code, "message": message}}, status)
 
 
 def authenticate(verifier: TokenVerifier) -> Identity:
