@@ -133,16 +133,14 @@ class Dispatcher:
                 self._inflight.discard(meal_log_id)
 
     async def _process(self, meal_log_id: str, known: MealLog | None) -> None:
+        lazy = known is not None and self.claim_delay > 0 and not self.store.claims_are_shared
+        meal = known if lazy else await self.store.mark_processing(meal_log_id)
+        if meal is None:
+            return  # finished meanwhile, or claimed by another node
         started = time.perf_counter()
-        if known is not None and self.claim_delay > 0 and not self.store.claims_are_shared:
-            meal = known
+        if lazy:
             outcome = await self._run_marking_if_slow(meal)
         else:
-            claimed = await self.store.mark_processing(meal_log_id)
-            if claimed is None:
-                return  # finished meanwhile, or claimed by another node
-            meal = claimed
-            started = time.perf_counter()
             outcome = await self._run_processor(meal)
         duration_ms = (time.perf_counter() - started) * 1000
         self.metrics.processing_ms.observe(duration_ms)
