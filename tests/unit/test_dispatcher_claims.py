@@ -8,7 +8,7 @@ import trio
 
 from fitiq_rt.meals.dispatcher import Dispatcher
 from fitiq_rt.meals.model import MealLog
-from fitiq_rt.meals.processor import ProcessedMeal
+from fitiq_rt.meals.processor import ProcessedMeal, Processor
 from fitiq_rt.notifications import LocalBroker, Notifier
 from fitiq_rt.observability.metrics import Metrics
 from fitiq_rt.realtime.registry import Registry
@@ -26,19 +26,26 @@ class SleepingProcessor:
         return ProcessedMeal(items=({"name": "egg"},), totals={"calories": 70})
 
 
-async def run_one(
-    nursery: trio.Nursery, store: OutageStore, seconds: float, *, with_row: bool = True
-) -> tuple[MealLog, float]:
-    """Process one meal log handed over as the POST hands it; its id and when it was submitted."""
+async def start_dispatcher(
+    nursery: trio.Nursery, store: OutageStore, processor: Processor
+) -> Dispatcher:
     metrics = Metrics()
     dispatcher = Dispatcher(
         store,  # type: ignore[arg-type]
-        SleepingProcessor(seconds),
+        processor,
         Notifier(LocalBroker(Registry()), metrics),
         metrics,
         claim_delay=CLAIM_DELAY,
     )
     await nursery.start(dispatcher.run)
+    return dispatcher
+
+
+async def run_one(
+    nursery: trio.Nursery, store: OutageStore, seconds: float, *, with_row: bool = True
+) -> tuple[MealLog, float]:
+    """Process one meal log handed over as the POST hands it; its id and when it was submitted."""
+    dispatcher = await start_dispatcher(nursery, store, SleepingProcessor(seconds))
     meal = store.add_pending("u1", "two eggs")
     start = trio.current_time()
     dispatcher.submit(meal.id, meal if with_row else None)
@@ -114,15 +121,7 @@ async def test_overlapping_meal_logs_are_each_marked_at_their_own_delay(
     nursery: trio.Nursery, autojump_clock: object
 ) -> None:
     store = OutageStore(claims_are_shared=False)
-    metrics = Metrics()
-    dispatcher = Dispatcher(
-        store,  # type: ignore[arg-type]
-        SecondsInTheText(),
-        Notifier(LocalBroker(Registry()), metrics),
-        metrics,
-        claim_delay=CLAIM_DELAY,
-    )
-    await nursery.start(dispatcher.run)
+    dispatcher = await start_dispatcher(nursery, store, SecondsInTheText())
     start = trio.current_time()
     meals = []
     for at, seconds in ((0.0, "2"), (0.3, "0.1"), (0.4, "2")):  # the middle one is fast
