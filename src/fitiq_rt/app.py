@@ -51,6 +51,7 @@ from .realtime.session import SessionConfig, SessionDeps
 from .rest.common import ApiError, error_response
 from .rest.device_routes import register_device_routes
 from .rest.meal_routes import register_meal_routes
+from .rest.one_task import OneTaskHTTPConnection
 from .rest.openapi import install_openapi
 from .rest.ops_routes import register_debug_routes
 from .rest.schemas import MAX_BODY_BYTES
@@ -215,6 +216,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
 def create_quart_app(services: Services) -> Quart:
     """The REST app: meal-log and operational routes, the contract's errors, /openapi.json."""
     app = QuartTrio("fitiq_rt")
+    app.asgi_http_class = OneTaskHTTPConnection
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
 

@@ -210,3 +210,29 @@ async def test_an_input_with_no_food_fails_with_a_message_the_app_can_show(
             "no food was recognized; try naming the foods, e.g. '2 eggs'"
         )
         assert (failed["data"]["items"], failed["data"]["totals"]["calories"]) == ([], 0)
+
+
+async def test_a_post_whose_client_hangs_up_at_once_is_still_processed(
+    nursery: trio.Nursery, data_dir: Path
+) -> None:
+    """A phone that loses its connection right after sending: every meal log it sent is
+    processed now, none left pending for the recovery sweep (its handler is never cancelled)."""
+    server = await start_in_process(nursery, data_dir, FITIQ_RECOVERY_INTERVAL="3600")
+    body = b'{"raw_input": "2 eggs and a slice of toast"}'
+    head = (
+        "POST /api/v1/meal-logs/natural HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {token_for('ana')}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    for _ in range(20):
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+        await stream.send_all(head.encode() + body)
+        await stream.aclose()  # gone before the 201
+    statuses: list[str] = []
+    async with httpx.AsyncClient() as http:
+        with trio.move_on_after(10):
+            while len(statuses) < 20 or set(statuses) != {"completed"}:
+                await trio.sleep(0.05)
+                listed = await http.get(server.url("/api/v1/meal-logs"), headers=bearer("ana"))
+                statuses = [meal["status"] for meal in listed.json()["items"]]
+    assert sorted(statuses) == ["completed"] * 20

@@ -1,0 +1,78 @@
+"""Quart-Trio's HTTP connection, run in the request's own task when its body is small and sized.
+
+Why: `TrioASGIHTTPConnection` opens a nursery per request with two tasks, one feeding the body
+into the request and one running the handler, so that a client who disconnects cancels the
+handler. That is a nursery, two spawns and their task switches on every request, for bodies of
+at most a few KiB that have almost always arrived with the head. Here a request whose
+Content-Length is within MAX_CONTENT_LENGTH reads its body first and then runs the handler in
+the same task.
+
+What changes for a client: a handler is not cancelled when its client disconnects. A meal-log
+POST whose client went away after sending it still stores *and* hands the meal log to the
+dispatcher, where a cancelled one could leave it pending until the recovery sweep.
+
+Everything else is Quart-Trio's: a chunked body, or one declared larger than the limit (a 413),
+takes its two-task path; a body slower than BODY_TIMEOUT is a 408 at exactly BODY_TIMEOUT; the
+response is sent under RESPONSE_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from quart.wrappers import Response
+from quart_trio.asgi import TrioASGIHTTPConnection
+
+
+class OneTaskHTTPConnection(TrioASGIHTTPConnection):
+    """Runs a request with a small, sized body in one task (see the module's docstring)."""
+
+    async def __call__(self, receive: Any, send: Any) -> None:
+        if not _sized_within(self.scope, self.app.config["MAX_CONTENT_LENGTH"]):
+            await super().__call__(receive, send)
+            return
+        request = self._create_request_from_scope(send)
+        body_timeout = self.app.config["BODY_TIMEOUT"]
+        with trio.move_on_after(_trio_seconds(body_timeout)) as waiting:
+            if not await _read_body(request, receive):
+                return  # the client went away before its body arrived: nobody to answer
+        if waiting.cancelled_caught:
+            request.body_timeout = 0  # the handler's read of the body answers 408 at once
+        response = await self.app.handle_request(request)
+        timeout = self.app.config["RESPONSE_TIMEOUT"]
+        if isinstance(response, Response) and response.timeout != Ellipsis:
+            timeout = response.timeout
+        with trio.move_on_after(_trio_seconds(timeout)):
+            await self._send_response(send, response)
+
+
+async def _read_body(request: Any, receive: Any) -> bool:
+    """Feed the body's messages into the request until it is complete; False on a disconnect."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            request.body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                request.body.set_complete()
+                return True
+        elif message["type"] == "http.disconnect":
+            return False
+
+
+def _sized_within(scope: Any, limit: int | None) -> bool:
+    """Whether the request declares a Content-Length (or no body) within `limit`, not chunked."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding":
+            return False
+        if name == b"content-length":
+            try:
+                return limit is None or int(value) <= limit
+            except ValueError:
+                return False
+    return True
+
+
+def _trio_seconds(seconds: float | None) -> float:
+    """Quart's timeouts use None for "no limit"; trio's use infinity."""
+    return float("inf") if seconds is None else seconds
