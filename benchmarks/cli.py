@@ -18,7 +18,19 @@ from . import report
 from .argtypes import non_negative_int, positive_float, positive_int
 from .launch import CpuPlan, LaunchError, Target, attached, raise_fd_limit
 from .runner import run_on_fresh_server
-from .scenarios import chaos, churn, compare, e2e, fanout, idle, logs, positions, push, wslib
+from .scenarios import (
+    chaos,
+    churn,
+    compare,
+    e2e,
+    fanout,
+    idle,
+    instructions,
+    logs,
+    positions,
+    push,
+    wslib,
+)
 from .scenarios.common import RunOptions
 from .targets import FITIQ, KNOWN, TargetUnavailable, resolve_server
 from .tokens import TokenSource
@@ -39,6 +51,7 @@ SUMMARIES = {
     "compare": "fitiq_rt and the three peers for churn, idle and e2e, with ratios",
     "wslib": "server-side sans-I/O cost per churn session: websockets vs wsproto (no network)",
     "chaos": "two nodes through SIGKILL, Redis kill, database cut, SIGSTOP: nothing lost or late",
+    "instructions": "CPU instructions per REST request under callgrind, per fitiq_rt version",
     "positions": "one position check pass over N local sockets on a real store (no network)",
     "push": "notification.queued -> APNs stand-in 200 with push on, over N queued notifications",
 }
@@ -139,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     positions.add_arguments(pos_parser)
     pos_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
+    ins_parser = sub.add_parser(
+        "instructions", help=SUMMARIES["instructions"], description=instructions.__doc__
+    )
+    instructions.add_arguments(ins_parser)
+    ins_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
     chaos_parser = sub.add_parser("chaos", help=SUMMARIES["chaos"], description=chaos.__doc__)
     chaos.add_arguments(chaos_parser)
     chaos_parser.add_argument("--json-out", type=Path, help="where to write the JSON record")
@@ -248,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
             shown = {k: v for k, v in params.items() if k != "database_url"}  # may hold a password
             record.update(parameters=shown, **positions.run(params))
             report.print_single("position check — one pass", positions.headline(record), record)
+        elif args.scenario == "instructions":
+            params = instructions.params_from(args)
+            record.update(parameters=params, **instructions.run(params))
+            report.print_single(
+                "instructions per request (callgrind)", instructions.headline(record), record
+            )
         elif args.scenario == "chaos":
             params = chaos.params_from(args)
             shown = {k: v for k, v in params.items() if k != "postgres_url"}  # may hold a password

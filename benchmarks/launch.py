@@ -113,7 +113,12 @@ def log_events(path: Path, name: str | None = None) -> Iterator[dict[str, Any]]:
             yield event
 
 
-def wait_healthy(base_url: str, proc: subprocess.Popen[bytes] | None, log: Path | None) -> float:
+def wait_healthy(
+    base_url: str,
+    proc: subprocess.Popen[bytes] | None,
+    log: Path | None,
+    timeout: float = HEALTH_TIMEOUT,
+) -> float:
     """Poll /healthz until 200; returns seconds waited. Fails fast if the process exits."""
     started = time.monotonic()
     with httpx.Client(timeout=2.0) as client:
@@ -124,15 +129,20 @@ def wait_healthy(base_url: str, proc: subprocess.Popen[bytes] | None, log: Path 
             with contextlib.suppress(httpx.HTTPError):
                 if client.get(f"{base_url}/healthz").status_code == 200:
                     return time.monotonic() - started
-            if time.monotonic() - started > HEALTH_TIMEOUT:
+            if time.monotonic() - started > timeout:
                 tail = log_tail(log) if log else ""
-                raise LaunchError(f"/healthz not 200 after {HEALTH_TIMEOUT:.0f}s:\n{tail}")
+                raise LaunchError(f"/healthz not 200 after {timeout:.0f}s:\n{tail}")
             time.sleep(0.05)
 
 
 @contextlib.contextmanager
 def launched(
-    spec: ServerSpec, plan: CpuPlan, extra_env: dict[str, str], log_dir: Path | None = None
+    spec: ServerSpec,
+    plan: CpuPlan,
+    extra_env: dict[str, str],
+    log_dir: Path | None = None,
+    *,
+    health_timeout: float = HEALTH_TIMEOUT,
 ) -> Iterator[Target]:
     """Run `spec` on a free port until the block ends; stops it with SIGTERM (then SIGKILL).
 
@@ -187,7 +197,8 @@ def launched(
             },
         )
         try:
-            target.facts["startup_seconds"] = round(wait_healthy(base_url, proc, log_path), 2)
+            waited = wait_healthy(base_url, proc, log_path, health_timeout)
+            target.facts["startup_seconds"] = round(waited, 2)
             yield target
         finally:
             target.facts["exit_code"] = stop(proc)

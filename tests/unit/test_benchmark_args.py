@@ -19,6 +19,11 @@ from tests.servers import REPO_ROOT
         (["idle", "--hold", "-1"], "argument --hold: must be 0 or more, got -1"),
         (["compare", "--churn-sessions", "x"], "argument --churn-sessions: 'x' is not an integer"),
         (["wslib", "--rounds", "0"], "argument --rounds: must be 1 or more, got 0"),
+        (["instructions", "--requests", "0"], "argument --requests: must be 1 or more, got 0"),
+        (
+            ["instructions", "--kinds", "404,put"],
+            "argument --kinds: takes 404, post (comma-separated), got '404,put'",
+        ),
     ],
 )
 def test_bad_counts_are_refused_with_the_option_named(
