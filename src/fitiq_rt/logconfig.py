@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -42,26 +43,60 @@ def redact_secrets(
     return event_dict
 
 
-def _orjson_dumps(obj: Any, **_kw: Any) -> bytes:
-    return orjson.dumps(obj, default=str)
+class UtcStamp:
+    """RFC 3339 UTC with microseconds, its date and time formatted once per second.
+
+    Why: structlog's TimeStamper builds a datetime and formats it whole for every line, about a
+    fifth of a line's cost; several lines per meal log made it a measurable share of a POST.
+    """
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self._clock = clock
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        second, micros = divmod(round(self._clock() * 1_000_000), 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{micros:06d}Z"
+
+
+_LEVEL_OF_METHOD = {"warn": "warning", "exception": "error"}
+
+
+class JsonLine:
+    """The whole JSON pipeline as one processor: level, timestamp, traceback, redaction, bytes.
+
+    One call instead of five per line. The traceback is formatted before the redaction, so a
+    token inside an exception's text is masked too.
+    """
+
+    def __init__(self, stamp: Any = None) -> None:
+        self._stamp = stamp or UtcStamp()
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
+        event_dict["level"] = _LEVEL_OF_METHOD.get(method, method)
+        event_dict["timestamp"] = self._stamp()
+        if "exc_info" in event_dict:
+            event_dict = structlog.processors.format_exc_info(logger, method, event_dict)
+        return orjson.dumps(redact_secrets(logger, method, event_dict), default=str)
 
 
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
     """Configure structlog for the server process (cached loggers: this runs on hot paths)."""
-    shared: list[Any] = [  # no merge_contextvars: nothing binds context, and it costs per line
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact_secrets,
-    ]
+    # No merge_contextvars: nothing binds context, and it costs per line.
     if log_format == "console":
-        processors = [*shared, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        processors: list[Any] = [
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ]
         factory: Any = structlog.PrintLoggerFactory(file=sys.stderr)
     else:
-        processors = [
-            *shared,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
-        ]
+        processors = [JsonLine()]
         factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
     structlog.configure(
         processors=processors,
