@@ -10,7 +10,9 @@ fresh server runs under `valgrind --tool=callgrind` (some 50× slower, so it is 
 long health timeout), gets `--warmup` requests on one keep-alive connection, has its counters
 zeroed (`callgrind_control -z`), serves `--requests` more, and has them dumped. The kinds:
 `404` (GET of an unknown path: Hypercorn, Quart and the access log, no store), `post` (a
-meal-log POST: its store writes, processing and notification, no socket listening). Kernel time
+meal-log POST: its store writes, processing and notification, no socket listening), `delivered`
+(the same POST while the user's one WebSocket is open; the next request waits for its
+`meal_log.completed` frame, so the frame's encoding and write are counted too). Kernel time
 (system calls) is not counted. Servers run side by side, one per CPU: the counts do not depend
 on it.
 """
@@ -20,20 +22,22 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from ..argtypes import positive_int
 from ..launch import CpuPlan, LaunchError, launched
 from ..targets import fitiq_spec
 from ..tokens import TokenSource
+from ..wsclient import Endpoint, LeanWs
 
 NAME = "instructions"
-KINDS = ("404", "post")
+KINDS = ("404", "post", "delivered")
 STARTUP_TIMEOUT = 600.0  # imports under valgrind take a minute on a slow machine
 MEAL = b'{"raw_input": "2 eggs and a slice of toast"}'
 
@@ -53,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kinds",
         type=_kinds,
         default=list(KINDS),
-        help=f"comma-separated, of {', '.join(KINDS)} (default: both)",
+        help=f"comma-separated, of {', '.join(KINDS)} (default: all)",
     )
     parser.add_argument("--requests", type=positive_int, default=200, help="requests counted")
     parser.add_argument("--warmup", type=positive_int, default=20, help="requests before")
@@ -80,6 +84,7 @@ def params_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _request(kind: str, tokens: TokenSource) -> bytes:
+    """The one request a kind repeats (`delivered` posts the same meal log as `post`)."""
     if kind == "404":
         return b"GET /nope HTTP/1.1\r\nHost: bench\r\n\r\n"
     _, token = tokens.user(0)
@@ -93,43 +98,91 @@ def _request(kind: str, tokens: TokenSource) -> bytes:
     )
 
 
-def _send_closed_loop(port: int, request: bytes, count: int) -> None:
-    """`count` requests one after another on a keep-alive connection (reopened if closed)."""
-    sock: socket.socket | None = None
-    try:
+class _ClosedLoop:
+    """One request at a time on one keep-alive connection (reopened when the server closes it,
+    as Hypercorn does after keep_alive_max_requests); for `delivered`, the user's one socket
+    must also have the notification before the next request goes."""
+
+    def __init__(self, port: int, kind: str, tokens: TokenSource) -> None:
+        self._port = port
+        self._kind = kind
+        self._request = _request(kind, tokens)
+        self._token = tokens.user(0)[1]
+        self._http: trio.SocketStream | None = None
+        self._ws: LeanWs | None = None
+
+    async def open(self) -> None:
+        if self._kind == "delivered":
+            endpoint = Endpoint(secure=False, host="127.0.0.1", port=self._port)
+            self._ws = await LeanWs.connect(endpoint, f"/ws/meal-logs?token={self._token}")
+            await self._until_frame(b"welcome")
+
+    async def send(self, count: int) -> None:
         for _ in range(count):
-            while True:
-                if sock is None:
-                    sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.sendall(request)
-                if _read_response(sock):
-                    break
-                sock.close()  # Hypercorn closes after keep_alive_max_requests: send again
-                sock = None
-    finally:
-        if sock is not None:
-            sock.close()
+            while not await self._exchange():
+                await self._drop_http()  # closed by the server: send again on a new one
+            if self._ws is not None:
+                await self._until_frame(b"meal_log.completed")
 
+    async def close(self) -> None:
+        await self._drop_http()
+        if self._ws is not None:
+            await self._ws.abort()
 
-def _read_response(sock: socket.socket) -> bool:
-    """Read one response with a Content-Length body; False if the server closed first."""
-    buffer = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return False
-        buffer += chunk
-        head, found, body = buffer.partition(b"\r\n\r\n")
-        if not found:
-            continue
-        status = head.split(b" ", 2)[1]
-        if status not in (b"201", b"404"):
-            raise LaunchError(f"unexpected answer {head[:200]!r}")
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length" and len(body) >= int(value):
+    async def _exchange(self) -> bool:
+        """Send the request and read its answer; False if the server closed first."""
+        if self._http is None:
+            self._http = await trio.open_tcp_stream("127.0.0.1", self._port)
+        await self._http.send_all(self._request)
+        buffer = b""
+        while True:
+            chunk = await self._http.receive_some(65536)
+            if not chunk:
+                return False
+            buffer += chunk
+            if _response_complete(buffer):
                 return True
+
+    async def _drop_http(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def _until_frame(self, kind: bytes) -> None:
+        assert self._ws is not None
+        marker = b'"type":"' + kind + b'"'
+        while marker not in (await self._ws.recv()).replace(b" ", b""):
+            pass
+
+
+def _response_complete(buffer: bytes) -> bool:
+    """Whether `buffer` holds a whole response with a Content-Length body (201 or 404 only)."""
+    head, found, body = buffer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    status = head.split(b" ", 2)[1]
+    if status not in (b"201", b"404"):
+        raise LaunchError(f"unexpected answer {head[:200]!r}")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
+
+
+async def _drive(
+    port: int, pid: int | None, kind: str, tokens: TokenSource, params: dict[str, Any]
+) -> None:
+    """Warm up, zero the counters, send the counted requests, dump the counters."""
+    loop = _ClosedLoop(port, kind, tokens)
+    await loop.open()
+    try:
+        await loop.send(params["warmup"])
+        await trio.to_thread.run_sync(_callgrind_control, "-z", pid)
+        await loop.send(params["requests"])
+        await trio.to_thread.run_sync(_callgrind_control, "-d", pid)
+    finally:
+        await loop.close()
 
 
 def _count(version: str | None, kind: str, params: dict[str, Any], cpu: int | None) -> int:
@@ -148,11 +201,7 @@ def _count(version: str | None, kind: str, params: dict[str, Any], cpu: int | No
         plan = CpuPlan(cpu, None)
         with launched(spec, plan, {}, health_timeout=STARTUP_TIMEOUT) as target:
             port = int(target.base_url.rsplit(":", 1)[1])
-            request = _request(kind, target.tokens)
-            _send_closed_loop(port, request, params["warmup"])
-            _callgrind_control("-z", target.pid)
-            _send_closed_loop(port, request, params["requests"])
-            _callgrind_control("-d", target.pid)
+            trio.run(_drive, port, target.pid, kind, target.tokens, params)
         return _summary(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
