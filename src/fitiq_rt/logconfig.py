@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -50,7 +50,7 @@ class UtcStamp:
     fifth of a line's cost; several lines per meal log made it a measurable share of a POST.
     """
 
-    def __init__(self, clock: Any = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._second = -1
         self._prefix = ""
@@ -73,7 +73,7 @@ class JsonLine:
     token inside an exception's text is masked too.
     """
 
-    def __init__(self, stamp: Any = None) -> None:
+    def __init__(self, stamp: Callable[[], str] | None = None) -> None:
         self._stamp = stamp or UtcStamp()
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
@@ -91,6 +91,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         processors: list[Any] = [
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,  # before the redaction, as in JsonLine
             redact_secrets,
             structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
         ]

@@ -64,3 +64,19 @@ def test_stamps_carry_microseconds_and_follow_the_second() -> None:
         "2025-12-02T00:03:00.000000Z",
         "2025-12-02T00:03:00.000042Z",
     ]
+
+
+def test_the_console_format_masks_a_token_inside_an_exceptions_text_too() -> None:
+    configure_logging("console", "info")
+    written = io.StringIO()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=written))
+    try:
+        try:
+            raise ValueError("upstream refused /ws/meal-logs?token=eyJhbGciOi.secret.part")
+        except ValueError as error:
+            get_logger("t").error("http.error", exc_info=error)
+    finally:
+        structlog.reset_defaults()
+    assert "http.error" in written.getvalue()
+    assert "token=[REDACTED]" in written.getvalue()
+    assert "eyJhbGciOi" not in written.getvalue()
