@@ -22,7 +22,7 @@ from tests.servers import REPO_ROOT
         (["instructions", "--requests", "0"], "argument --requests: must be 1 or more, got 0"),
         (
             ["instructions", "--kinds", "404,put"],
-            "argument --kinds: takes 404, post (comma-separated), got '404,put'",
+            "argument --kinds: takes 404, post, delivered (comma-separated), got '404,put'",
         ),
     ],
 )
