@@ -25,16 +25,19 @@ import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import orjson
 import trio
 
 from ..argtypes import positive_int
+from ..httpclient import HttpPool
 from ..launch import CpuPlan, LaunchError, launched
 from ..targets import fitiq_spec
 from ..tokens import TokenSource
-from ..wsclient import Endpoint, LeanWs
+from ..wsclient import Endpoint, WsConn, open_ws
 
 NAME = "instructions"
 KINDS = ("404", "post", "delivered")
@@ -83,106 +86,47 @@ def params_from(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _request(kind: str, tokens: TokenSource) -> bytes:
-    """The one request a kind repeats (`delivered` posts the same meal log as `post`)."""
+async def _send(http: HttpPool, kind: str, token: str) -> None:
+    """One request of `kind` on the pool's one keep-alive connection (Hypercorn closes it after
+    keep_alive_max_requests; the pool opens the next)."""
     if kind == "404":
-        return b"GET /nope HTTP/1.1\r\nHost: bench\r\n\r\n"
-    _, token = tokens.user(0)
-    return (
-        b"POST /api/v1/meal-logs/natural HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer "
-        + token.encode()
-        + b"\r\nContent-Type: application/json\r\nContent-Length: "
-        + str(len(MEAL)).encode()
-        + b"\r\n\r\n"
-        + MEAL
-    )
+        answer = await http.request("GET", "/nope")
+    else:  # `delivered` posts the same meal log as `post`
+        headers = [("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")]
+        answer = await http.request("POST", "/api/v1/meal-logs/natural", MEAL, headers)
+    if answer.status not in (201, 404):
+        raise LaunchError(f"unexpected answer {answer.status}: {answer.body[:200]!r}")
 
 
-class _ClosedLoop:
-    """One request at a time on one keep-alive connection (reopened when the server closes it,
-    as Hypercorn does after keep_alive_max_requests); for `delivered`, the user's one socket
-    must also have the notification before the next request goes."""
-
-    def __init__(self, port: int, kind: str, tokens: TokenSource) -> None:
-        self._port = port
-        self._kind = kind
-        self._request = _request(kind, tokens)
-        self._token = tokens.user(0)[1]
-        self._http: trio.SocketStream | None = None
-        self._ws: LeanWs | None = None
-
-    async def open(self) -> None:
-        if self._kind == "delivered":
-            endpoint = Endpoint(secure=False, host="127.0.0.1", port=self._port)
-            self._ws = await LeanWs.connect(endpoint, f"/ws/meal-logs?token={self._token}")
-            await self._until_frame(b"welcome")
-
-    async def send(self, count: int) -> None:
-        for _ in range(count):
-            while not await self._exchange():
-                await self._drop_http()  # closed by the server: send again on a new one
-            if self._ws is not None:
-                await self._until_frame(b"meal_log.completed")
-
-    async def close(self) -> None:
-        await self._drop_http()
-        if self._ws is not None:
-            await self._ws.abort()
-
-    async def _exchange(self) -> bool:
-        """Send the request and read its answer; False if the server closed first."""
-        if self._http is None:
-            self._http = await trio.open_tcp_stream("127.0.0.1", self._port)
-        await self._http.send_all(self._request)
-        buffer = b""
-        while True:
-            chunk = await self._http.receive_some(65536)
-            if not chunk:
-                return False
-            buffer += chunk
-            if _response_complete(buffer):
-                return True
-
-    async def _drop_http(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-    async def _until_frame(self, kind: bytes) -> None:
-        assert self._ws is not None
-        marker = b'"type":"' + kind + b'"'
-        while marker not in (await self._ws.recv()).replace(b" ", b""):
-            pass
-
-
-def _response_complete(buffer: bytes) -> bool:
-    """Whether `buffer` holds a whole response with a Content-Length body (201 or 404 only)."""
-    head, found, body = buffer.partition(b"\r\n\r\n")
-    if not found:
-        return False
-    status = head.split(b" ", 2)[1]
-    if status not in (b"201", b"404"):
-        raise LaunchError(f"unexpected answer {head[:200]!r}")
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return len(body) >= int(value)
-    return False
+async def _until_frame(ws: WsConn, kind: str) -> None:
+    while orjson.loads(await ws.recv()).get("type") != kind:
+        pass
 
 
 async def _drive(
-    port: int, pid: int | None, kind: str, tokens: TokenSource, params: dict[str, Any]
+    endpoint: Endpoint, pid: int | None, kind: str, tokens: TokenSource, params: dict[str, Any]
 ) -> None:
-    """Warm up, zero the counters, send the counted requests, dump the counters."""
-    loop = _ClosedLoop(port, kind, tokens)
-    await loop.open()
-    try:
-        await loop.send(params["warmup"])
+    """Warm up, zero the counters, send the counted requests, dump the counters. For
+    `delivered`, the user's one socket has each notification before the next request goes."""
+    token = tokens.user(0)[1]
+    http = HttpPool(endpoint, 1)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(http.aclose)
+        ws = None
+        if kind == "delivered":
+            ws = await stack.enter_async_context(open_ws(endpoint, token))
+            await _until_frame(ws, "welcome")
+
+        async def send(count: int) -> None:
+            for _ in range(count):
+                await _send(http, kind, token)
+                if ws is not None:
+                    await _until_frame(ws, "meal_log.completed")
+
+        await send(params["warmup"])
         await trio.to_thread.run_sync(_callgrind_control, "-z", pid)
-        await loop.send(params["requests"])
+        await send(params["requests"])
         await trio.to_thread.run_sync(_callgrind_control, "-d", pid)
-    finally:
-        await loop.close()
 
 
 def _count(version: str | None, kind: str, params: dict[str, Any], cpu: int | None) -> int:
@@ -200,8 +144,7 @@ def _count(version: str | None, kind: str, params: dict[str, Any], cpu: int | No
         ]
         plan = CpuPlan(cpu, None)
         with launched(spec, plan, {}, health_timeout=STARTUP_TIMEOUT) as target:
-            port = int(target.base_url.rsplit(":", 1)[1])
-            trio.run(_drive, port, target.pid, kind, target.tokens, params)
+            trio.run(_drive, target.endpoint, target.pid, kind, target.tokens, params)
         return _summary(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -51,7 +51,7 @@ from .realtime.session import SessionConfig, SessionDeps
 from .rest.common import ApiError, error_response
 from .rest.device_routes import register_device_routes
 from .rest.meal_routes import register_meal_routes
-from .rest.one_task import OneTaskHTTPConnection
+from .rest.one_task import OneTaskHTTPConnection, declared_body_length
 from .rest.openapi import install_openapi
 from .rest.ops_routes import register_debug_routes
 from .rest.schemas import MAX_BODY_BYTES
@@ -292,7 +292,7 @@ async def _with_access_log(
     started = time.perf_counter()
     status = 0
     sent = 0
-    body_in = not _has_body(scope)  # the request's body has all reached the app
+    body_in = declared_body_length(scope) == 0  # the request's body has all reached the app
 
     async def receive_and_note() -> dict[str, Any]:
         nonlocal body_in
@@ -330,14 +330,6 @@ async def _with_access_log(
 
 
 _CONNECTION_CLOSE = (b"connection", b"close")
-
-
-def _has_body(scope: dict[str, Any]) -> bool:
-    """Whether the request carries a body (a Content-Length above 0, or chunked)."""
-    for name, value in scope.get("headers", ()):
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
-            return True
-    return False
 
 
 def _header_bytes(scope: dict[str, Any]) -> int:

@@ -29,7 +29,9 @@ class OneTaskHTTPConnection(TrioASGIHTTPConnection):
     """Runs a request with a small, sized body in one task (see the module's docstring)."""
 
     async def __call__(self, receive: Any, send: Any) -> None:
-        if not _sized_within(self.scope, self.app.config["MAX_CONTENT_LENGTH"]):
+        length = declared_body_length(self.scope)
+        limit = self.app.config["MAX_CONTENT_LENGTH"]
+        if length is None or (limit is not None and length > limit):
             await super().__call__(receive, send)
             return
         request = self._create_request_from_scope(send)
@@ -60,17 +62,14 @@ async def _read_body(request: Any, receive: Any) -> bool:
             return False
 
 
-def _sized_within(scope: Any, limit: int | None) -> bool:
-    """Whether the request declares a Content-Length (or no body) within `limit`, not chunked."""
+def declared_body_length(scope: Any) -> int | None:
+    """The body length a request's head declares: 0 without one, None when chunked."""
     for name, value in scope["headers"]:
         if name == b"transfer-encoding":
-            return False
+            return None
         if name == b"content-length":
-            try:
-                return limit is None or int(value) <= limit
-            except ValueError:
-                return False
-    return True
+            return int(value)  # h11 has refused a Content-Length that is not digits
+    return 0
 
 
 def _trio_seconds(seconds: float | None) -> float:
