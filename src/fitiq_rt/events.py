@@ -32,6 +32,7 @@ WS_RESUMED: Final = "ws.resumed"  # history after last_seq replayed (complete=Fa
 WS_TOKEN_REFRESHED: Final = "ws.token_refreshed"  # a refresh frame moved the socket's expiry
 WS_POSITION_BEHIND: Final = "ws.position_behind"  # the position check found a socket behind
 WS_SESSION_ERROR: Final = "ws.session_error"  # a session task raised (a server bug)
+WS_STORE_UNAVAILABLE: Final = "ws.store_unavailable"  # a socket's store read met an outage: 1011
 POSITION_CHECK_FAILED: Final = "position_check.failed"  # one position check pass failed
 POSITION_CHECK_CAUGHT_UP: Final = "position_check.caught_up"  # a pass's sockets and users behind
 

@@ -10,6 +10,8 @@ import structlog
 import trio
 import trio.testing
 
+from fitiq_rt.meals.store import StoreUnavailable
+from fitiq_rt.notifications.history import MemoryHistory
 from fitiq_rt.realtime.closing import SERVER_SHUTDOWN
 from fitiq_rt.realtime.connection import Connection
 from tests.fakes import FakeTransport, Harness
@@ -97,6 +99,30 @@ async def test_an_exception_in_a_task_ends_with_reason_error(autojump_clock: obj
     assert transport.close_code == 1011
     assert [e["reason"] for e in logs if e["event"] == "ws.disconnected"] == ["error"]
     assert any(e["event"] == "ws.session_error" for e in logs)
+
+
+class DownHistory(MemoryHistory):
+    """The history while the database is cut: every read fails as the stores fail."""
+
+    async def latest_seq(self, user_id: str) -> int:
+        raise StoreUnavailable("couldn't get a connection after 3.00 sec")
+
+
+async def test_a_database_outage_ends_with_1011_and_a_warning_not_an_error(
+    autojump_clock: object,
+) -> None:
+    harness = Harness(history=DownHistory())
+    with structlog.testing.capture_logs() as logs:
+        conn = harness.open("u1")
+        transport = FakeTransport()
+        await harness.run(conn, transport)
+    assert harness.registry.total == 0
+    assert conn.end_reason == "error"
+    assert transport.close_code == 1011
+    assert [e["reason"] for e in logs if e["event"] == "ws.disconnected"] == ["error"]
+    outage = [e for e in logs if e["event"] == "ws.store_unavailable"]
+    assert [e["log_level"] for e in outage] == ["warning"]
+    assert [e for e in logs if e["log_level"] == "error"] == []
 
 
 async def test_external_cancellation_still_cleans_up_and_logs(autojump_clock: object) -> None:

@@ -19,6 +19,7 @@ import trio
 from .. import events
 from ..auth import AuthError, Identity
 from ..logconfig import get_logger
+from ..meals.store import StoreUnavailable
 from ..notifications import Notification, NotificationHistory
 from ..observability.metrics import Metrics
 from .closing import (
@@ -129,7 +130,16 @@ async def run_session(
 
 
 def _record_error(conn: Connection, exc: BaseException) -> None:
-    if conn.live:
+    """End the session with 1011; an error line only for a bug, not for a database outage (the
+    welcome's or a replay's read during a cut), which the client rides out by resuming later."""
+    if conn.live and isinstance(exc, StoreUnavailable):
+        log.warning(
+            events.WS_STORE_UNAVAILABLE,
+            user_id=conn.user_id,
+            connection_id=conn.connection_id,
+            error=str(exc)[:300],
+        )
+    elif conn.live:
         log.error(
             events.WS_SESSION_ERROR,
             user_id=conn.user_id,
